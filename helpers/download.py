@@ -1,0 +1,121 @@
+"""Downloads and archives done safely: atomic writes, verified checksums, no path escapes."""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+import urllib.request
+import zipfile
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+
+class ChecksumError(RuntimeError):
+    """A downloaded or cached file does not have the expected checksum."""
+
+
+class UnsafeArchiveError(RuntimeError):
+    """An archive member would be written outside the target folder."""
+
+
+def file_checksum(path: str | Path, algorithm: str = "sha256") -> str:
+    """Hex digest of a file. ``algorithm`` is any hashlib name, or "gitsha1" for a git blob id."""
+    path = Path(path)
+    if algorithm == "gitsha1":
+        digest = hashlib.sha1(f"blob {path.stat().st_size}\0".encode())
+    else:
+        digest = hashlib.new(algorithm)
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify_checksum(path: str | Path, expected: str | None) -> None:
+    """Check ``path`` against ``expected`` written as "algorithm:hexdigest" (e.g. "sha256:ab12...").
+
+    ``None`` means no published checksum exists; the call then does nothing.
+    """
+    if expected is None:
+        return
+    algorithm, _, want = expected.partition(":")
+    if not want:
+        raise ValueError(f"checksum must look like 'sha256:<hex>', got {expected!r}")
+    got = file_checksum(path, algorithm)
+    if got != want.lower():
+        raise ChecksumError(
+            f"{Path(path).name}: {algorithm} is {got}, expected {want}. "
+            "The file is incomplete or not the published version; it was not kept."
+        )
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder, then rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def download(url: str, dest: str | Path, checksum: str | None = None, timeout: float = 60.0) -> Path:
+    """Download ``url`` to ``dest`` atomically and verify ``checksum`` ("sha256:...", "md5:...", "gitsha1:...").
+
+    The bytes go to a ``.part`` file beside ``dest``; only a complete, verified file is renamed into
+    place, so an interrupted or corrupt download never looks like a finished one.
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    try:
+        request = urllib.request.Request(url, headers={"User-Agent": "emotion-course/0.1"})
+        with urllib.request.urlopen(request, timeout=timeout) as response, os.fdopen(fd, "wb") as out:
+            total = int(response.headers.get("Content-Length") or 0) or None
+            with tqdm(total=total, unit="B", unit_scale=True, desc=dest.name, leave=False) as bar:
+                for block in iter(lambda: response.read(1 << 16), b""):
+                    out.write(block)
+                    bar.update(len(block))
+            if total is not None and out.tell() != total:
+                raise ChecksumError(f"{dest.name}: got {out.tell()} of {total} bytes; the download was cut short")
+        verify_checksum(tmp, checksum)
+        os.replace(tmp, dest)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return dest
+
+
+def safe_extract_zip(archive: str | Path, target: str | Path) -> Path:
+    """Extract a zip into ``target``, refusing members that would land outside it (zip slip).
+
+    Extraction happens in a temporary sibling folder that is renamed into place at the end, so a
+    failure never leaves a half-extracted ``target``.
+    """
+    target = Path(target).resolve()
+    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part"))
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            for member in zf.infolist():
+                out = (staging / member.filename).resolve()
+                if staging != out and staging not in out.parents:
+                    raise UnsafeArchiveError(f"archive member {member.filename!r} would be written outside {target}")
+                if member.is_dir():
+                    out.mkdir(parents=True, exist_ok=True)
+                    continue
+                out.parent.mkdir(parents=True, exist_ok=True)
+                with zf.open(member) as src, open(out, "wb") as dst:
+                    shutil.copyfileobj(src, dst)
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return target
