@@ -46,8 +46,8 @@ def verify_checksum(path: str | Path, expected: str | None) -> None:
     got = file_checksum(path, algorithm)
     if got != want.lower():
         raise ChecksumError(
-            f"{Path(path).name}: {algorithm} is {got}, expected {want}. "
-            "The file is incomplete or not the published version; it was not kept."
+            f"{Path(path).name}: {algorithm} is {got}, expected {want}: "
+            "the file is incomplete or not the published version"
         )
 
 
@@ -84,7 +84,10 @@ def download(url: str, dest: str | Path, checksum: str | None = None, timeout: f
                     bar.update(len(block))
             if total is not None and out.tell() != total:
                 raise ChecksumError(f"{dest.name}: got {out.tell()} of {total} bytes; the download was cut short")
-        verify_checksum(tmp, checksum)
+        try:
+            verify_checksum(tmp, checksum)
+        except ChecksumError as exc:
+            raise ChecksumError(f"{exc}. The download from {url} was discarded.") from None
         os.replace(tmp, dest)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -39,8 +39,9 @@ class NotebookRun:
     error: str = ""
 
 
-def discover(only: list[str] | None = None, folder: Path = NOTEBOOK_DIR) -> list[Path]:
+def discover(only: list[str] | None = None, folder: Path | None = None) -> list[Path]:
     """Numbered notebooks in order; ``only`` keeps those whose name starts with one of the given prefixes."""
+    folder = folder or NOTEBOOK_DIR
     books = sorted(p for p in folder.glob("[0-9][0-9]_*.ipynb"))
     if only:
         books = [p for p in books if any(p.name.startswith(prefix) for prefix in only)]

@@ -1,0 +1,35 @@
+# make run   — create .venv, install the course, run every notebook headless (quick profile)
+# make test  — create .venv if needed, run unit tests, every notebook through papermill, and nbval
+# make full  — run every notebook in the full profile and publish outputs, results/ and the README table
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+# Use the sibling data mirror when there is one and COURSE_DATA_DIR is not set already.
+COURSE_DATA_DIR ?= $(wildcard $(abspath ../shared/data))
+export COURSE_DATA_DIR
+
+.PHONY: setup run test full readme clean
+
+$(STAMP): requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -r requirements.txt -e .
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+run: setup
+	$(BIN)/python -m helpers.run --profile quick
+
+test: setup
+	$(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
+
+full: setup
+	$(BIN)/python -m helpers.run --profile full --publish
+
+readme: setup
+	$(BIN)/python -m helpers.results
+
+clean:
+	rm -rf build .pytest_cache

@@ -1,0 +1,39 @@
+"""Every course notebook runs green in the quick profile through the headless runner (papermill).
+
+The committed notebooks are also checked by nbval (`pytest --nbval-lax notebooks/`), which re-runs them and
+compares the outputs of the cells tagged `nbval-check-output`."""
+import json
+
+import nbformat
+import pytest
+
+from helpers import run
+
+NOTEBOOKS = run.discover()
+
+
+def test_the_course_has_notebooks():
+    assert NOTEBOOKS, "no numbered notebooks found in notebooks/"
+    assert NOTEBOOKS[0].name == "00_setup_and_data.ipynb"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_structure(path):
+    nb = nbformat.read(path, as_version=4)
+    params = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(params) == 1, "exactly one cell tagged 'parameters'"
+    assert 'profile = "quick"' in params[0].source and "seed =" in params[0].source
+    first = nb.cells[0].source
+    assert nb.cells[0].cell_type == "markdown" and "colab-badge" in first and "| # |" in first, "title, badge, goals table"
+    assert any(c.cell_type == "markdown" and "Exercises" in c.source for c in nb.cells[-3:]), "exercises at the end"
+    assert any("record_results(" in c.source for c in nb.cells if c.cell_type == "code")
+    assert any("nbval-check-output" in c.metadata.get("tags", []) for c in nb.cells), "at least one nbval-checked cell"
+
+
+@pytest.mark.notebooks
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_runs_quick(path, tmp_path):
+    result = run.run_notebook(path, tmp_path, "quick")
+    assert result.status == "ok", f"{path.name} failed: {result.error} (log: {tmp_path / (path.stem + '.log')})"
+    recorded = json.loads((tmp_path / "results" / f"{path.stem}.json").read_text())
+    assert recorded["profile"] == "quick" and recorded["metrics"]
