@@ -36,6 +36,10 @@ OFFLINE_ENV = "COURSE_OFFLINE"
 class DataNotFoundError(FileNotFoundError):
     """No copy of a data set could be found or downloaded; the message says how to get one."""
 
+    def _render_traceback_(self) -> list[str]:
+        # IPython/Jupyter show this instead of a traceback: the message is the whole story
+        return [f"DataNotFoundError: {self}"]
+
 
 @dataclass(frozen=True)
 class DataFile:

@@ -83,7 +83,9 @@ def run_notebook(path: Path, out_dir: Path, profile: str, timeout_s: int | None 
     out_dir.mkdir(parents=True, exist_ok=True)
     executed = out_dir / path.name
     log = out_dir / f"{path.stem}.log"
-    env = {**os.environ, RESULTS_ENV: str(out_dir / "results"), "MPLBACKEND": "Agg", "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, RESULTS_ENV: str(out_dir / "results"),
+           # inline plots in the executed notebooks (a plain "Agg" from the caller would leave them out)
+           "MPLBACKEND": "module://matplotlib_inline.backend_inline", "PYTHONUNBUFFERED": "1"}
     cmd = [sys.executable, "-m", "papermill", str(path), str(executed), "-p", "profile", profile,
            "--cwd", str(path.parent), "--log-output", "--no-progress-bar"]
     if timeout_s:

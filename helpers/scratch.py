@@ -213,12 +213,13 @@ def hidden_grad_norms(cell: nn.Module, x: torch.Tensor, loss_fn=None) -> np.ndar
     """``||d loss / d h_t||`` for every step t = 1 … T, when the loss looks only at the last output h_T.
 
     ``cell`` is a scratch cell, or a torch ``nn.RNN``/``nn.LSTM``/``nn.GRU`` (its first layer is copied
-    with :func:`from_torch`). The default loss is ``h_T.sum()``, so ``d loss / d h_T`` is all ones and every
-    earlier value says how much of that signal survives the way back through time. For an LSTM the gradient
+    with :func:`from_torch` and cast to ``x``'s dtype). The default loss is ``h_T.sum()``, so ``d loss / d h_T`` is all ones and every
+    earlier value says how much of that signal survives the way back through time. Use float64 inputs for long
+    sequences: in float32 the smallest norms underflow to 0. For an LSTM the gradient
     with respect to h_t includes the paths through the later cell states c_{t+1}, c_{t+2} …
     """
     if not hasattr(cell, "init_state"):
-        cell = from_torch(cell)
+        cell = from_torch(cell).to(x.dtype)
     loss_fn = loss_fn or (lambda h_last: h_last.sum())
     outputs, _, states = scratch_rnn(cell, x, keep_states=True)
     hiddens = [cell.output(s) for s in states]
@@ -253,7 +254,7 @@ def draw_lstm_cell(ax=None):
     def gate(x, label, fc, name):
         ax.add_patch(FancyBboxPatch((x - 0.35, 1.9), 0.7, 0.6, boxstyle="round,pad=0.05", fc=fc, ec="k"))
         ax.text(x, 2.2, label, ha="center", va="center", fontsize=12)
-        ax.text(x, 1.55, name, ha="center", va="center", fontsize=9, color="dimgrey")
+        ax.text(x, 0.95, name, ha="center", va="center", fontsize=9, color="dimgrey")
 
     def op(x, y, symbol):
         ax.add_patch(plt.Circle((x, y), 0.25, fc="white", ec="k", zorder=3))
