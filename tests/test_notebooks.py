@@ -37,3 +37,18 @@ def test_notebook_runs_quick(path, tmp_path):
     assert result.status == "ok", f"{path.name} failed: {result.error} (log: {tmp_path / (path.stem + '.log')})"
     recorded = json.loads((tmp_path / "results" / f"{path.stem}.json").read_text())
     assert recorded["profile"] == "quick" and recorded["metrics"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_published_notebook_carries_its_full_run(path):
+    """The committed notebook shows the outputs of a full run: results, and the plots it draws."""
+    nb = nbformat.read(path, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    injected = [c for c in code if "injected-parameters" in c.metadata.get("tags", [])]
+    assert injected and 'profile = "full"' in injected[0].source, "publish with: python -m helpers.run --profile full --publish"
+    assert "nbval-skip" in injected[0].metadata["tags"]
+    assert not any(o.get("output_type") == "error" for c in code for o in c.outputs)
+    draws = any("plt." in c.source or "plot_" in c.source for c in code)
+    images = sum("image/png" in o.get("data", {}) for c in code for o in c.outputs)
+    assert images or not draws, "the notebook draws plots but its outputs hold none"
+    assert (path.parent.parent / "results" / f"{path.stem}.json").exists()
