@@ -1,5 +1,4 @@
-"""Shared fixtures. Tests that need the real data sets read them from the mirror named by COURSE_DATA_DIR
-(CI points it at ../shared/data); when it is unset, the sibling folder ../shared/data is used if present."""
+"""Shared fixtures (the mirror fallback for COURSE_DATA_DIR is in the repository's root conftest.py)."""
 from __future__ import annotations
 
 import os
@@ -7,11 +6,6 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-_SIBLING_MIRROR = REPO.parent / "shared" / "data"
-
-if not os.environ.get("COURSE_DATA_DIR") and _SIBLING_MIRROR.is_dir():
-    os.environ["COURSE_DATA_DIR"] = str(_SIBLING_MIRROR)
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 

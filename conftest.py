@@ -1,0 +1,11 @@
+"""Applies to every pytest run in the repository (unit tests and nbval over notebooks/).
+
+Tests that need the real data sets read them from the mirror named by COURSE_DATA_DIR (CI points it at
+../shared/data); when it is unset, the sibling folder ../shared/data is used if present."""
+import os
+from pathlib import Path
+
+_SIBLING_MIRROR = Path(__file__).resolve().parent.parent / "shared" / "data"
+
+if not os.environ.get("COURSE_DATA_DIR") and _SIBLING_MIRROR.is_dir():
+    os.environ["COURSE_DATA_DIR"] = str(_SIBLING_MIRROR)
