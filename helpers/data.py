@@ -25,7 +25,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from .download import ChecksumError, download, file_checksum, safe_extract_zip, verify_checksum
+from .download import ChecksumError, atomic_folder, download, file_checksum, safe_extract_zip, verify_checksum
 from .env import REPO_ROOT
 
 MIRROR_ENV = "COURSE_DATA_DIR"
@@ -328,20 +328,11 @@ def _download_into_cache(spec: DatasetSpec) -> Path:
         else _reverify(cache_dir() / "downloads" / src.filename, src.checksum)
         for src in spec.sources
     ]
-    staging = target.with_name(f".{target.name}.part")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    try:
+    with atomic_folder(target) as staging:
         spec.build(staging, downloads)
         missing = _missing_files(spec, staging)
         if missing:
             raise ChecksumError(f"the downloaded {spec.name} did not give the expected files: {missing}")
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return target
 
 

@@ -7,7 +7,9 @@ import shutil
 import tempfile
 import urllib.request
 import zipfile
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from tqdm.auto import tqdm
 
@@ -95,6 +97,25 @@ def download(url: str, dest: str | Path, checksum: str | None = None, timeout: f
     return dest
 
 
+@contextmanager
+def atomic_folder(target: str | Path) -> Iterator[Path]:
+    """Yield a temporary sibling folder to fill; on success it replaces ``target`` whole, on failure it is removed.
+
+    Readers therefore see either the old folder or the complete new one, never a half-written one.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part"))
+    try:
+        yield staging
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
 def safe_extract_zip(archive: str | Path, target: str | Path) -> Path:
     """Extract a zip into ``target``, refusing members that would land outside it (zip slip).
 
@@ -102,23 +123,16 @@ def safe_extract_zip(archive: str | Path, target: str | Path) -> Path:
     failure never leaves a half-extracted ``target``.
     """
     target = Path(target).resolve()
-    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part"))
-    try:
-        with zipfile.ZipFile(archive) as zf:
-            for member in zf.infolist():
-                out = (staging / member.filename).resolve()
-                if staging != out and staging not in out.parents:
-                    raise UnsafeArchiveError(f"archive member {member.filename!r} would be written outside {target}")
-                if member.is_dir():
-                    out.mkdir(parents=True, exist_ok=True)
-                    continue
-                out.parent.mkdir(parents=True, exist_ok=True)
-                with zf.open(member) as src, open(out, "wb") as dst:
-                    shutil.copyfileobj(src, dst)
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    with atomic_folder(target) as staging, zipfile.ZipFile(archive) as zf:
+        staging = staging.resolve()
+        for member in zf.infolist():
+            out = (staging / member.filename).resolve()
+            if staging != out and staging not in out.parents:
+                raise UnsafeArchiveError(f"archive member {member.filename!r} would be written outside {target}")
+            if member.is_dir():
+                out.mkdir(parents=True, exist_ok=True)
+                continue
+            out.parent.mkdir(parents=True, exist_ok=True)
+            with zf.open(member) as src, open(out, "wb") as dst:
+                shutil.copyfileobj(src, dst)
     return target

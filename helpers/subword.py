@@ -177,22 +177,12 @@ def korean_subword_tokenizer(vocab_size: int = 4096, seed: int = 42, folder: Pat
 
 
 def save_tokenizer(tokenizer, folder: str | Path) -> Path:
-    """``save_pretrained`` into a temporary sibling folder, then rename it into place (never half-written)."""
-    import shutil
-    import tempfile
+    """``save_pretrained`` into ``folder`` atomically (a reader never sees a half-written tokenizer)."""
+    from .download import atomic_folder
 
-    folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".part"))
-    try:
+    with atomic_folder(folder) as staging:
         tokenizer.save_pretrained(str(staging))
-        if folder.exists():
-            shutil.rmtree(folder)
-        staging.rename(folder)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return folder
+    return Path(folder)
 
 
 def iterate_batches(texts: Sequence[str], batch_size: int = 1000) -> Iterable[list[str]]:
