@@ -111,3 +111,13 @@ def package_versions(names: tuple[str, ...] | None = None) -> dict[str, str]:
         except metadata.PackageNotFoundError:
             versions[name] = "missing"
     return versions
+
+
+def cpu_supports_bf16() -> bool:
+    """True when this CPU has bfloat16 matrix units that PyTorch's oneDNN kernels use (recent Intel Xeons)."""
+    try:
+        import torch
+
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except Exception:  # a private API: treat any failure (other builds, other CPUs) as "no"
+        return False
