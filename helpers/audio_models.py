@@ -1,0 +1,152 @@
+"""A small CNN for speech features, the dataset that feeds it, and a one-folder save format.
+
+- :class:`SpeechCNN`: conv blocks (Conv 3×3 → BatchNorm → ReLU → max-pool) over a ``(channels, n_features,
+  n_frames)`` "image" of MFCC or log-mel features, global average pooling, dropout, a linear layer.
+- :class:`FeatureDataset`: per-utterance normalisation, fixed length and, for training, the augmentations of
+  :mod:`helpers.audio` (noisy copies, time shift, SpecAugment); yields ``(features, label)`` tuples for
+  :func:`helpers.train.fit`.
+- :func:`save_speech_cnn` / :func:`load_speech_cnn`: ``model.pt`` (a ``state_dict``, read back with
+  ``torch.load(weights_only=True)``) and ``config.json`` in one folder.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from .audio import fixed_frames, normalize_utterance, spec_augment
+
+TASK = "speech-emotion-cnn"
+FORMAT_VERSION = 1
+
+
+class SpeechCNN(nn.Module):
+    """Conv blocks over a ``(batch, channels, n_features, n_frames)`` input → ``(batch, num_classes)`` logits.
+
+    Each block is Conv2d 3×3 → BatchNorm → ReLU → MaxPool 2×2, so every block halves both axes and doubles
+    (by default) the channels; global average pooling then makes the output independent of the input's
+    size, and dropout + a linear layer give the class scores. A ``(batch, n_features, n_frames)`` input is
+    read as one channel.
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 1,
+        num_classes: int = 8,
+        widths: Sequence[int] = (24, 48, 96, 192),
+        dropout: float = 0.3,
+    ):
+        super().__init__()
+        if not widths:
+            raise ValueError("widths must name at least one conv block")
+        self.config = {"in_channels": in_channels, "num_classes": num_classes, "widths": list(widths), "dropout": dropout}
+        blocks, channels = [], in_channels
+        for width in widths:
+            blocks += [
+                nn.Conv2d(channels, width, kernel_size=3, padding=1, bias=False),
+                nn.BatchNorm2d(width),
+                nn.ReLU(inplace=True),
+                nn.MaxPool2d(2),
+            ]
+            channels = width
+        self.features = nn.Sequential(*blocks)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(channels, num_classes)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        if features.dim() == 3:
+            features = features.unsqueeze(1)
+        if features.dim() != 4:
+            raise ValueError(f"expected (batch, channels, n_features, n_frames), got shape {tuple(features.shape)}")
+        x = self.pool(self.features(features)).flatten(1)
+        return self.classifier(self.dropout(x))
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+class FeatureDataset(Dataset):
+    """``(features, label)`` pairs of fixed length, with optional training augmentations.
+
+    - ``features``: one ``(n_features, n_frames_i)`` or ``(channels, n_features, n_frames_i)`` array per clip.
+    - ``noisy``: extra versions of the same clips (e.g. features of noisy audio, same order); in training one
+      version is picked at random for each draw (clean included).
+    - ``shift``: in training the ``n_frames`` window is placed at random (a time shift); otherwise centred.
+    - ``spec_augment``: keyword arguments of :func:`helpers.audio.spec_augment`, applied in training.
+    - ``normalize``: per-utterance normalisation before the crop (so padding 0 is the mean): ``"band"`` every
+      feature row on its own, ``"utterance"`` one mean and std per clip (see
+      :func:`helpers.audio.normalize_utterance`), or ``None``.
+    """
+
+    def __init__(
+        self,
+        features: Sequence[np.ndarray],
+        labels: Sequence[int],
+        n_frames: int,
+        train: bool = False,
+        noisy: Sequence[Sequence[np.ndarray]] = (),
+        shift: bool = False,
+        spec_augment: dict | None = None,
+        normalize: str | None = "band",
+        seed: int = 0,
+    ):
+        if len(features) != len(labels):
+            raise ValueError(f"{len(features)} feature arrays but {len(labels)} labels")
+        for version in noisy:
+            if len(version) != len(features):
+                raise ValueError("every noisy version must hold one array per clip, in the same order")
+        self.versions = [list(features), *[list(v) for v in noisy]] if train else [list(features)]
+        self.labels = np.asarray(labels, dtype=np.int64)
+        self.n_frames, self.train, self.shift = n_frames, train, shift
+        self.spec_augment = spec_augment if train else None
+        if normalize not in ("band", "utterance", None):
+            raise ValueError(f"normalize must be 'band', 'utterance' or None, not {normalize!r}")
+        self.normalize = normalize
+        self.rng = np.random.default_rng(seed)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        version = int(self.rng.integers(len(self.versions))) if len(self.versions) > 1 else 0
+        x = self.versions[version][i]
+        if self.normalize:
+            x = normalize_utterance(x, per_band=self.normalize == "band")
+        else:
+            x = np.asarray(x, dtype=np.float32)
+        align = "random" if self.train and self.shift else "center"
+        x = fixed_frames(x, self.n_frames, align=align, rng=self.rng)
+        if self.spec_augment:
+            x = spec_augment(x, rng=self.rng, **self.spec_augment)
+        if x.ndim == 2:
+            x = x[None]
+        return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)), torch.tensor(self.labels[i])
+
+
+def save_speech_cnn(model: SpeechCNN, folder: str | Path, extra: dict | None = None) -> Path:
+    """Write ``model.pt`` (state_dict) and ``config.json`` (model settings + ``extra``, e.g. feature settings, labels)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, folder / "model.pt")
+    config = {"task": TASK, "format_version": FORMAT_VERSION, "model": model.config, **(extra or {})}
+    (folder / "config.json").write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return folder
+
+
+def load_speech_cnn(folder: str | Path, map_location: str | torch.device = "cpu") -> tuple[SpeechCNN, dict]:
+    """Rebuild a :class:`SpeechCNN` saved by :func:`save_speech_cnn`; returns ``(model in eval mode, config)``."""
+    folder = Path(folder)
+    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    if config.get("task") != TASK:
+        raise ValueError(f"{folder} holds a {config.get('task')!r} model, not {TASK!r}")
+    model = SpeechCNN(**config["model"])
+    model.load_state_dict(torch.load(folder / "model.pt", map_location=map_location, weights_only=True))
+    return model.eval(), config
