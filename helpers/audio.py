@@ -3,7 +3,7 @@
 - :func:`load_audio`: any rate or channel count in, 16 kHz mono float32 out, clear errors for bad files.
 - :func:`frame_signal` → :func:`power_spectrum` → :func:`mel_filterbank` / :func:`log_mel` →
   :func:`mfcc_from_log_mel`, composed by :func:`log_mel_spectrogram` and :func:`mfcc` (each step matches librosa);
-  :func:`deltas`, :func:`normalize_utterance`, :func:`fixed_frames`.
+  :func:`deltas`, :func:`normalize_utterance`, :func:`fixed_frames`, :func:`trim_silence`.
 - :func:`add_noise`, :func:`time_shift`, :func:`spec_augment`: simple training augmentations.
 - :func:`extract_features`: features of a frame of clips, cached as ``.npz`` under ``cache_dir()/features``.
 """
