@@ -60,12 +60,15 @@ class SpeechCNN(nn.Module):
         self.classifier = nn.Linear(channels, num_classes)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.dropout(self.embed(features)))
+
+    def embed(self, features: torch.Tensor) -> torch.Tensor:
+        """The pooled ``(batch, widths[-1])`` representation that the final linear layer reads (before dropout)."""
         if features.dim() == 3:
             features = features.unsqueeze(1)
         if features.dim() != 4:
             raise ValueError(f"expected (batch, channels, n_features, n_frames), got shape {tuple(features.shape)}")
-        x = self.pool(self.features(features)).flatten(1)
-        return self.classifier(self.dropout(x))
+        return self.pool(self.features(features)).flatten(1)
 
 
 def count_parameters(model: nn.Module) -> int:
