@@ -45,6 +45,8 @@ def load_audio(
     """
     import soundfile as sf
 
+    if not isinstance(path, (str, os.PathLike)) or not str(path).strip():
+        raise AudioError(f"load_audio needs the path of an audio file, got {path!r}")
     path = Path(path)
     if not path.is_file():
         raise AudioError(f"{path}: no such audio file")
@@ -473,6 +475,8 @@ def extract_features(
         noise_snr_db=list(noise_snr_db) if isinstance(noise_snr_db, (tuple, list)) else noise_snr_db,
         noise_seed=noise_seed if noise_snr_db is not None else None,
     )
+    if path_col not in frame:
+        raise KeyError(f"the frame has no column {path_col!r} of audio paths; found {list(frame.columns)}")
     paths = [str(p) for p in frame[path_col]]
     if not paths:
         raise ValueError("the frame holds no clips")

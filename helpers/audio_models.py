@@ -10,7 +10,9 @@
 """
 from __future__ import annotations
 
+import io
 import json
+import pickle
 from pathlib import Path
 from typing import Sequence
 
@@ -20,6 +22,8 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from .audio import fixed_frames, normalize_utterance, spec_augment
+from .download import atomic_write_bytes
+from .model_folder import read_model_config
 
 TASK = "speech-emotion-cnn"
 FORMAT_VERSION = 1
@@ -135,21 +139,38 @@ class FeatureDataset(Dataset):
 
 
 def save_speech_cnn(model: SpeechCNN, folder: str | Path, extra: dict | None = None) -> Path:
-    """Write ``model.pt`` (state_dict) and ``config.json`` (model settings + ``extra``, e.g. feature settings, labels)."""
+    """Write ``model.pt`` (state_dict) and ``config.json`` (model settings + ``extra``, e.g. feature settings, labels).
+
+    Each file is written atomically and ``config.json`` last, so a folder that has it is complete.
+    """
+    if not isinstance(model, SpeechCNN):
+        raise TypeError(f"save_speech_cnn saves a SpeechCNN, got {type(model).__name__}")
+    config = {"task": TASK, "format_version": FORMAT_VERSION, "model": model.config, **(extra or {})}
+    config_bytes = (json.dumps(config, indent=2, ensure_ascii=False) + "\n").encode("utf-8")  # fails before any write
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, folder / "model.pt")
-    config = {"task": TASK, "format_version": FORMAT_VERSION, "model": model.config, **(extra or {})}
-    (folder / "config.json").write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    buffer = io.BytesIO()
+    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, buffer)
+    atomic_write_bytes(folder / "model.pt", buffer.getvalue())
+    atomic_write_bytes(folder / "config.json", config_bytes)
     return folder
 
 
 def load_speech_cnn(folder: str | Path, map_location: str | torch.device = "cpu") -> tuple[SpeechCNN, dict]:
-    """Rebuild a :class:`SpeechCNN` saved by :func:`save_speech_cnn`; returns ``(model in eval mode, config)``."""
+    """Rebuild a :class:`SpeechCNN` saved by :func:`save_speech_cnn`; returns ``(model in eval mode, config)``.
+
+    The weights are read with ``torch.load(weights_only=True)``: a ``model.pt`` holding anything but tensors
+    (which could run code when unpickled) is refused with a ``ValueError``.
+    """
     folder = Path(folder)
-    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-    if config.get("task") != TASK:
-        raise ValueError(f"{folder} holds a {config.get('task')!r} model, not {TASK!r}")
+    config = read_model_config(folder, TASK, what="folder written by save_speech_cnn")
+    if not (folder / "model.pt").is_file():
+        raise FileNotFoundError(f"{folder} lacks model.pt; the save is incomplete")
     model = SpeechCNN(**config["model"])
-    model.load_state_dict(torch.load(folder / "model.pt", map_location=map_location, weights_only=True))
+    try:
+        state = torch.load(folder / "model.pt", map_location=map_location, weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as exc:
+        raise ValueError(f"{folder / 'model.pt'} cannot be read as plain weights ({type(exc).__name__}: "
+                         f"{str(exc).splitlines()[0] if str(exc) else ''}); it is damaged or not a course checkpoint") from None
+    model.load_state_dict(state)
     return model.eval(), config

@@ -18,6 +18,7 @@ import io
 import os
 import re
 import shutil
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -281,7 +282,10 @@ def _missing_files(spec: DatasetSpec, folder: Path, verify: bool = True) -> list
             stat = found.stat()
             key = (str(found), stat.st_size, stat.st_mtime)
             if key not in _verified:
-                verify_checksum(found, f"sha256:{item.sha256}")
+                try:
+                    verify_checksum(found, f"sha256:{item.sha256}")
+                except ChecksumError as exc:
+                    raise ChecksumError(f"{exc} (in {folder}; replace it with the published file or remove the folder)") from None
                 _verified.add(key)
     return missing
 
@@ -378,8 +382,11 @@ def describe(name: str) -> dict[str, object]:
 
 def _read_text_file(path: Path) -> str:
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as fh:
-        raw = fh.read()
+    try:
+        with opener(path, "rb") as fh:
+            raw = fh.read()
+    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+        raise ValueError(f"{path} cannot be read ({exc}); the file is damaged or truncated: replace it") from None
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -415,10 +422,19 @@ def load_nsmc(path: str | Path | None = None) -> dict[str, pd.DataFrame]:
     folder = dataset_dir("nsmc", path)
     splits = {}
     for split in ("train", "test"):
-        text = _read_text_file(_find_file(folder, f"ratings_{split}.txt"))
+        file = _find_file(folder, f"ratings_{split}.txt")
+        text = _read_text_file(file)
         frame = pd.read_csv(io.StringIO(text), sep="\t", keep_default_na=False, dtype={"document": str})
+        missing = {"id", "document", "label"} - set(frame.columns)
+        if missing:
+            raise ValueError(f"{file}: expected the tab-separated columns id, document, label; found {list(frame.columns)}")
         frame = frame.rename(columns={"document": "text"})
-        frame["label"] = frame["label"].astype(int)
+        labels = pd.to_numeric(frame["label"], errors="coerce")
+        bad = frame.index[~labels.isin([0, 1])]
+        if len(bad):
+            raise ValueError(f"{file}: labels must be 0 or 1; data rows {[int(i) + 1 for i in bad[:10]]} hold "
+                             f"{frame['label'].iloc[bad[:10]].tolist()}")
+        frame["label"] = labels.astype(int)
         splits[split] = frame
     return splits
 
@@ -474,7 +490,17 @@ def load_ravdess(path: str | Path | None = None) -> pd.DataFrame:
     folder = dataset_dir("ravdess_speech", path)
     meta_path = folder / "metadata.csv"
     if meta_path.exists():
-        frame = pd.read_csv(meta_path, dtype={"actor": str})
+        try:
+            frame = pd.read_csv(meta_path, dtype={"actor": str, "path": str, "emotion": str})
+        except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+            raise ValueError(f"{meta_path} is not a readable CSV ({exc}); fix it or delete it to decode the file names") from None
+        missing = {"path", "emotion"} - set(frame.columns)
+        if missing:
+            raise ValueError(f"{meta_path} lacks the column(s) {sorted(missing)}; found {list(frame.columns)}")
+        unknown = frame.index[~frame["emotion"].isin(RAVDESS_LABELS)]
+        if len(unknown):
+            raise ValueError(f"{meta_path}: data rows {[int(i) + 1 for i in unknown[:10]]} name emotions "
+                             f"{frame['emotion'].iloc[unknown[:10]].tolist()} outside {list(RAVDESS_LABELS)}")
         frame["filepath"] = [str(folder / p) for p in frame["path"]]
     else:
         rows = []
@@ -485,6 +511,9 @@ def load_ravdess(path: str | Path | None = None) -> pd.DataFrame:
                 continue  # stray files (README, .DS_Store) are not clips
             if info["vocal_channel"] == 1:
                 rows.append({"path": str(file.relative_to(folder)), "filepath": str(file), **info})
+        if not rows:
+            raise DataNotFoundError(f"{folder} holds no RAVDESS speech clips (audio/Actor_XX/03-01-EM-IN-ST-RE-AC.wav "
+                                    "or .flac); the folder is incomplete")
         frame = pd.DataFrame(rows)
     frame["label"] = frame["emotion"].map({name: i for i, name in enumerate(RAVDESS_LABELS)})
     return frame.sort_values("path").reset_index(drop=True)

@@ -53,12 +53,34 @@ def verify_checksum(path: str | Path, expected: str | None) -> None:
         )
 
 
+def _umask() -> int:
+    """The process's file-creation mask: from ``/proc`` on Linux, else by setting it and putting it back."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _usual_mode(path: str | Path, folder: bool = False) -> None:
+    """Give a ``mkstemp``/``mkdtemp`` file or folder (created 0600/0700) the mode ``open``/``mkdir`` would give."""
+    os.chmod(path, (0o777 if folder else 0o666) & ~_umask())
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder, then rename."""
+    """Write ``data`` to ``path`` through a temporary file in the same folder, then rename.
+
+    The file gets the usual mode for new files (0644 under umask 022), not ``mkstemp``'s private 0600.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     try:
+        _usual_mode(tmp)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
         os.replace(tmp, path)
@@ -77,6 +99,7 @@ def download(url: str, dest: str | Path, checksum: str | None = None, timeout: f
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
     try:
+        _usual_mode(tmp)
         request = urllib.request.Request(url, headers={"User-Agent": "emotion-course/0.1"})
         with urllib.request.urlopen(request, timeout=timeout) as response, os.fdopen(fd, "wb") as out:
             total = int(response.headers.get("Content-Length") or 0) or None
@@ -107,6 +130,7 @@ def atomic_folder(target: str | Path) -> Iterator[Path]:
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part"))
     try:
+        _usual_mode(staging, folder=True)
         yield staging
         if target.exists():
             shutil.rmtree(target)
@@ -123,6 +147,10 @@ def safe_extract_zip(archive: str | Path, target: str | Path) -> Path:
     failure never leaves a half-extracted ``target``.
     """
     target = Path(target).resolve()
+    try:
+        zipfile.ZipFile(archive).close()
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise ValueError(f"{archive} is not a readable zip archive ({exc}); download it again") from None
     with atomic_folder(target) as staging, zipfile.ZipFile(archive) as zf:
         staging = staging.resolve()
         for member in zf.infolist():

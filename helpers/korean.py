@@ -29,7 +29,7 @@ long unspaced runs; NSMC reviews (at most 146 characters) are never cut.
 The adapters are registered in :data:`helpers.text.TOKENIZERS` as ``ko-whitespace``, ``ko-okt`` (norm and
 stem), ``ko-okt-raw`` (neither), ``ko-okt-norm``, ``ko-okt-stem``, ``ko-mecab`` and ``ko-kiwi`` when this
 module is imported, so a saved model names its tokeniser and :func:`helpers.models.load_text_classifier`
-finds it (import ``helpers.korean`` before loading).
+finds it (:func:`helpers.text.get_tokenizer` imports this module on first use of a ``ko-*`` name).
 
 :func:`tokenize_corpus` tokenises many texts with a progress bar and caches the result under
 ``helpers.data.cache_dir() / "tokenized"``; :func:`measure_speed` and :func:`tokenizer_stats` give the numbers
@@ -38,7 +38,6 @@ a tokeniser comparison needs (tokens per second, vocabulary size, unknown-token 
 from __future__ import annotations
 
 import hashlib
-import os
 import pickle
 import re
 import time

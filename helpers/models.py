@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import json
+import pickle
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -21,6 +22,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from .download import atomic_write_bytes
+from .model_folder import read_model_config
 from .text import TOKENIZERS, Vocab, encode_texts, get_tokenizer, pad_batch
 
 TASK = "text-classification-lstm"
@@ -128,6 +130,8 @@ class TextClassifier:
     def _as_list(texts: Sequence[str] | str) -> list[str]:
         if isinstance(texts, str):
             return [texts]
+        if isinstance(texts, (bytes, bytearray)):
+            raise TypeError("predict got bytes; decode them first, e.g. data.decode('utf-8')")
         if texts is None or not hasattr(texts, "__iter__"):
             raise TypeError(f"predict expects a str or a list of str, got {type(texts).__name__}")
         texts = list(texts)
@@ -171,6 +175,17 @@ class TextClassifier:
 # --------------------------------------------------------------------------- saving and loading
 
 
+def _is_registered(name: object) -> bool:
+    """True when ``name`` names a tokeniser (``ko-*`` names import :mod:`helpers.korean`, which registers them)."""
+    if not isinstance(name, str):
+        return False
+    try:
+        get_tokenizer(name)
+    except KeyError:
+        return False
+    return True
+
+
 def save_text_classifier(
     folder: str | Path, model: LSTMClassifier, vocab: Vocab, config: dict | None, label_names: Sequence[str],
     tokenizer: str,
@@ -184,7 +199,7 @@ def save_text_classifier(
     """
     if not isinstance(model, LSTMClassifier):
         raise TypeError(f"save_text_classifier saves an LSTMClassifier, got {type(model).__name__}")
-    if not isinstance(tokenizer, str) or tokenizer not in TOKENIZERS:
+    if not _is_registered(tokenizer):
         raise ValueError(f"tokenizer must be the name of a registered tokeniser ({sorted(TOKENIZERS)}), got {tokenizer!r}")
     config = dict(config or {})
     clashes = {k: (v, model.config[k]) for k, v in config.items() if k in model.config and model.config[k] != v}
@@ -213,25 +228,22 @@ def save_text_classifier(
 def load_text_classifier(folder: str | Path, device: str | torch.device = "cpu") -> TextClassifier:
     """Load a folder written by :func:`save_text_classifier` into a ready-to-use :class:`TextClassifier`."""
     folder = Path(folder)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"no saved model folder at {folder}")
-    config_path = folder / "config.json"
-    if not config_path.is_file():
-        raise FileNotFoundError(f"{folder} has no config.json; it is not a saved text classifier")
-    config = json.loads(config_path.read_text(encoding="utf-8"))
-    if config.get("task") != TASK:
-        raise ValueError(f"{folder} holds a model for task {config.get('task')!r}, not {TASK!r}")
+    config = read_model_config(folder, TASK, what="saved text classifier")
     if config.get("format_version", 0) > FORMAT_VERSION:
         raise ValueError(f"{folder} was saved with format version {config['format_version']}; this code reads up to {FORMAT_VERSION}")
     for name in ("model.pt", "vocab.json"):
         if not (folder / name).is_file():
             raise FileNotFoundError(f"{folder} lacks {name}; the save is incomplete")
-    if config["tokenizer"] not in TOKENIZERS:
-        raise KeyError(f"the model was trained with tokeniser {config['tokenizer']!r}, which is not registered here; "
+    if not _is_registered(config.get("tokenizer")):
+        raise KeyError(f"the model was trained with tokeniser {config.get('tokenizer')!r}, which is not registered here; "
                        "call helpers.text.register_tokenizer(name, fn) before loading")
     vocab = Vocab.load(folder / "vocab.json")
     model = LSTMClassifier(**config["model"])
-    state = torch.load(folder / "model.pt", map_location="cpu", weights_only=True)
+    try:  # weights_only: a model.pt holding anything but tensors (which could run code) is refused
+        state = torch.load(folder / "model.pt", map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as exc:
+        raise ValueError(f"{folder / 'model.pt'} cannot be read as plain weights ({type(exc).__name__}: "
+                         f"{str(exc).splitlines()[0] if str(exc) else ''}); it is damaged or not a course checkpoint") from None
     model.load_state_dict(state)
     model.eval()
     return TextClassifier(model.to(device), vocab, config["tokenizer"], config["label_names"],

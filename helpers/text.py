@@ -79,7 +79,13 @@ def register_tokenizer(name: str, fn: Callable[[str], list[str]], overwrite: boo
 
 
 def get_tokenizer(name: str) -> Callable[[str], list[str]]:
-    """The tokeniser registered under ``name``, with a clear error when there is none."""
+    """The tokeniser registered under ``name``, with a clear error when there is none.
+
+    ``ko-*`` names (``ko-mecab``, ``ko-okt`` …) are registered by :mod:`helpers.korean`, which is imported here
+    on first use, so loading a Korean model needs no import by the caller.
+    """
+    if isinstance(name, str) and name.startswith("ko-") and name not in TOKENIZERS:
+        from . import korean  # noqa: F401  (registers the Korean tokenisers on import)
     try:
         return TOKENIZERS[name]
     except KeyError:
@@ -194,6 +200,8 @@ class Vocab:
         """Ids of ``tokens``; unknown tokens become ``unk_id``."""
         if isinstance(tokens, str):
             raise TypeError("encode expects a list of tokens, not a str; tokenise the text first")
+        if isinstance(tokens, (bytes, bytearray)) or not hasattr(tokens, "__iter__"):
+            raise TypeError(f"encode expects a list of str tokens, got {type(tokens).__name__}")
         unk = self._stoi[self.unk_token]
         return [self._stoi.get(t, unk) for t in tokens]
 

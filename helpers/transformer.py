@@ -127,7 +127,16 @@ def load_classifier(
         print(f"Model in use: {OFFLINE_MODEL} = {OFFLINE_DESCRIPTION}, as asked.")
         return LoadedClassifier(model, tokenizer, OFFLINE_MODEL, "asked for")
     if Path(model_name).expanduser().is_dir():
-        model, tokenizer = _from_pretrained(Path(model_name).expanduser(), num_labels, labels, model_class, True, **model_kwargs)
+        folder = Path(model_name).expanduser()
+        if not (folder / "config.json").is_file() or "model_type" not in _read_json(folder / "config.json"):
+            raise ValueError(f"{folder} is not a transformers model folder (a config.json with a model_type); "
+                             "give a model hub name, a save_pretrained folder or 'offline-minilm'")
+        try:
+            model, tokenizer = _from_pretrained(folder, num_labels, labels, model_class, True, **model_kwargs)
+        except (*load_errors(), TypeError) as exc:  # e.g. a speech model's folder: no text tokenizer in it
+            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            raise ValueError(f"{folder} cannot be loaded as a text classifier with its tokenizer "
+                             f"({type(exc).__name__}: {first_line})") from None
         print(f"Model in use: {model_name} (local folder).")
         return LoadedClassifier(model, tokenizer, model_name, "")
     try:  # already in the local Hugging Face cache: no network needed
@@ -152,12 +161,31 @@ def load_classifier(
     return LoadedClassifier(model, tokenizer, OFFLINE_MODEL, reason)
 
 
+def _read_json(path: Path) -> dict:
+    """A JSON object from ``path``; ``{}`` when the file is not one."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 def count_parameters(model: torch.nn.Module) -> int:
     """Number of trainable parameters."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
 # --------------------------------------------------------------------------- data
+
+
+def _is_class_id(value: object) -> bool:
+    """True when ``int(value)`` is the label's exact value (``3``, ``np.int64(3)``, ``3.0``, ``"3"``); False for NaN,
+    None, label names and fractions."""
+    try:
+        number = int(value)
+    except (TypeError, ValueError, OverflowError):
+        return False
+    return not isinstance(value, (float, np.floating)) or float(value) == number
 
 
 class TokenizedTexts(Dataset):
@@ -170,6 +198,11 @@ class TokenizedTexts(Dataset):
     def __init__(self, texts: Sequence[str], labels: Sequence[int] | None, tokenizer, max_length: int = 128):
         texts = _validate_texts(texts)
         if labels is not None:
+            labels = list(labels)
+            bad = [i for i, y in enumerate(labels) if not _is_class_id(y)]
+            if bad:
+                raise ValueError(f"labels must be integer class ids; labels[{bad[0]}] is {labels[bad[0]]!r} "
+                                 f"({len(bad)} such): drop rows with missing labels and map label names to ids first")
             labels = [int(y) for y in labels]
             if len(labels) != len(texts):
                 raise ValueError(f"{len(texts)} texts but {len(labels)} labels")
@@ -297,7 +330,7 @@ def load_saved_classifier(folder: str | Path, device: str | torch.device = "cpu"
     config_path = folder / "config.json"
     if not config_path.is_file():
         raise FileNotFoundError(f"{folder} has no config.json; it is not a saved transformers model")
-    config = json.loads(config_path.read_text(encoding="utf-8"))
+    config = _read_json(config_path)
     architectures = config.get("architectures") or []
     if not any(a.endswith("ForSequenceClassification") for a in architectures):
         raise ValueError(f"{folder} holds a {architectures or 'model without architectures'}, "
@@ -306,9 +339,27 @@ def load_saved_classifier(folder: str | Path, device: str | torch.device = "cpu"
         raise FileNotFoundError(f"{folder} has no weights ({' or '.join(_WEIGHT_FILES[::2])}); the save is incomplete")
     if not any((folder / f).is_file() for f in ("tokenizer.json", "vocab.txt", "tokenizer_config.json")):
         raise FileNotFoundError(f"{folder} has no tokenizer files; save the tokenizer with the model")
-    model = AutoModelForSequenceClassification.from_pretrained(folder, local_files_only=True, trust_remote_code=False)
-    tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True, trust_remote_code=False)
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(folder, local_files_only=True, trust_remote_code=False)
+        tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True, trust_remote_code=False)
+    except load_errors() as exc:  # truncated weights, a pickle that is not plain tensors, custom code it won't run
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise ValueError(f"{folder}: the saved model cannot be loaded ({type(exc).__name__}: {first_line})") from None
     return LoadedClassifier(model.to(device).eval(), tokenizer, str(folder), "")
+
+
+def load_errors() -> tuple[type[BaseException], ...]:
+    """The exceptions ``from_pretrained`` raises for a damaged, incomplete or unsafe model folder."""
+    import pickle
+
+    errors: tuple[type[BaseException], ...] = (OSError, ValueError, KeyError, RuntimeError, EOFError, pickle.UnpicklingError)
+    try:
+        from safetensors import SafetensorError
+
+        errors += (SafetensorError,)
+    except ImportError:
+        pass
+    return errors
 
 
 # --------------------------------------------------------------------------- prediction

@@ -54,7 +54,7 @@ def test_wrong_encoding_and_missing_model(lstm_folder, tmp_path, capsys):
     assert evaluate.main(["--model", str(lstm_folder), "--data", str(latin)]) == 2
     assert "not UTF-8" in capsys.readouterr().err
     assert evaluate.main(["--model", str(tmp_path / "nothing"), "--data", str(latin)]) == 2
-    assert "no model folder" in capsys.readouterr().err
+    assert "no saved model folder" in capsys.readouterr().err
 
 
 def test_folder_of_another_kind_is_refused(tmp_path, capsys):
@@ -73,3 +73,192 @@ def test_transformer_folder(tmp_path):
     data = _csv(tmp_path / "d.csv", [("i feel happy", "happy"), ("so sad", "sad"), ("x", "joy")])
     report = evaluate.evaluate(folder, data)
     assert report.rows_scored == 2 and report.problems[0]["row"] == 4
+
+
+# --------------------------------------------------------------------------- speech models
+
+
+def _tone(seconds: float, sr: int = 16_000, freq: float = 220.0, channels: int = 1):
+    import numpy as np
+
+    t = np.arange(int(seconds * sr)) / sr
+    wave = (0.3 * np.sin(2 * np.pi * freq * t)).astype("float32")
+    return np.stack([wave] * channels, axis=1) if channels > 1 else wave
+
+
+def _audio_folder(tmp_path, labels):
+    """Clips of every kind the evaluator meets, and a metadata.csv with a bad row or two (rows 5, 6, 7, 8)."""
+    import numpy as np
+    import soundfile as sf
+
+    folder = tmp_path / "clips"
+    (folder / "a").mkdir(parents=True)
+    sf.write(folder / "a" / "one.wav", _tone(1.0), 16_000)
+    sf.write(folder / "a" / "two.flac", _tone(0.8, freq=440), 16_000)
+    sf.write(folder / "stereo44.wav", _tone(1.2, 44_100, channels=2), 44_100)  # downmixed and resampled
+    cut = folder / "cut.flac"
+    sf.write(cut, _tone(2.0), 16_000)
+    cut.write_bytes(cut.read_bytes()[:300])  # a truncated download
+    sf.write(folder / "silence.wav", np.zeros(16_000, dtype="float32"), 16_000)
+    sf.write(folder / "short.wav", _tone(0.1), 16_000)
+    rows = [("a/one.wav", labels[0]), ("a/two.flac", labels[1]), ("stereo44.wav", labels[0].upper()),
+            ("cut.flac", labels[1]), ("a/one.wav", "bored"), ("silence.wav", labels[0]), ("short.wav", labels[1]),
+            ("missing.wav", labels[0])]
+    (folder / "metadata.csv").write_text("path,emotion\n" + "".join(f"{p},{e}\n" for p, e in rows), encoding="utf-8")
+    return folder
+
+
+def _check_audio_report(report):
+    assert report.rows_total == 8 and report.rows_scored == 3
+    problems = {p["row"]: p["problem"] for p in report.problems}
+    assert sorted(problems) == [5, 6, 7, 8, 9]  # header is row 1: cut, unknown label, silence, short, missing
+    assert "cut.flac" in problems[5] and "cannot be decoded" in problems[5]
+    assert "'bored'" in problems[6]
+    assert "silent" in problems[7] and "shorter" in problems[8] and "missing.wav" in problems[9]
+    assert set(report.metrics) == {"accuracy", "macro_f1", "balanced_accuracy", "mcc", "weighted_f1"}
+
+
+@pytest.fixture
+def speech_cnn_folder(tmp_path):
+    import torch
+
+    from helpers.audio_models import SpeechCNN, save_speech_cnn
+
+    torch.manual_seed(0)
+    model = SpeechCNN(in_channels=1, num_classes=2, widths=(4, 8), dropout=0.0)
+    features = {"kind": "logmel", "n_mels": 16, "n_fft": 512, "win_length": 400, "hop_length": 160, "trim_db": 30.0}
+    return save_speech_cnn(model, tmp_path / "cnn", extra={"labels": ["calm", "angry"], "features": features,
+                                                          "n_frames": 32, "normalize": "per-utterance"})
+
+
+def test_speech_cnn_folder_scores_clips_and_reports_bad_rows(speech_cnn_folder, tmp_path, capsys):
+    folder = _audio_folder(tmp_path, ["calm", "angry"])
+    report = evaluate.evaluate(speech_cnn_folder, folder, batch_size=4)
+    _check_audio_report(report)
+    assert evaluate.main(["--model", str(speech_cnn_folder), "--data", str(folder)]) == 0
+    saved = json.loads((folder / "evaluation.json").read_text())
+    assert saved["rows_scored"] == 3 and [p["row"] for p in saved["problems"]] == [5, 6, 7, 8, 9]
+    assert "row 5:" in capsys.readouterr().out
+
+
+def test_speech_cnn_features_follow_the_training_pipeline(speech_cnn_folder):
+    """The evaluator's input equals notebook 08's: extract_features settings, per-band normalisation, centred crop."""
+    import numpy as np
+
+    from helpers import audio
+    from helpers.audio_models import FeatureDataset, load_speech_cnn
+
+    _, config = load_speech_cnn(speech_cnn_folder)
+    wave = np.concatenate([np.zeros(8000, "float32"), _tone(1.0, freq=300), np.zeros(8000, "float32")])
+    settings = {k: v for k, v in config["features"].items() if k not in ("kind", "trim_db")}
+    expected_raw = audio.log_mel_spectrogram(audio.trim_silence(wave, 30.0), **settings)
+    expected = FeatureDataset([expected_raw], [0], n_frames=config["n_frames"])[0][0].numpy()
+    ours = evaluate.speech_cnn_features(wave, config)
+    assert ours.shape == (1, 16, 32)
+    np.testing.assert_allclose(ours, expected, rtol=1e-5, atol=1e-5)
+
+
+def _tiny_wav2vec2(folder, labels, course=None):
+    """A tiny random Wav2Vec2 saved as notebook 09 saves one (preprocessing under ``course`` in config.json)."""
+    import torch
+    from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2ForSequenceClassification
+
+    torch.manual_seed(0)
+    config = Wav2Vec2Config(
+        hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
+        conv_dim=(8, 8), conv_stride=(5, 4), conv_kernel=(10, 8), num_conv_pos_embeddings=8,
+        num_conv_pos_embedding_groups=2, num_labels=len(labels), id2label=dict(enumerate(labels)),
+        label2id={n: i for i, n in enumerate(labels)}, feat_extract_norm="layer",
+    )
+    if course is not None:
+        config.course = course
+    Wav2Vec2ForSequenceClassification(config).save_pretrained(folder)
+    Wav2Vec2FeatureExtractor(sampling_rate=16_000, return_attention_mask=True).save_pretrained(folder)
+    return folder
+
+
+COURSE = {"sampling_rate": 16_000, "clip_seconds": 0.5, "trim_db": 30.0, "crop": "centre"}
+
+
+@pytest.mark.parametrize("course", [None, COURSE], ids=["own-length", "notebook-09-preprocessing"])
+def test_wav2vec2_folder_scores_clips_and_reports_bad_rows(tmp_path, course):
+    model_dir = _tiny_wav2vec2(tmp_path / "w2v", ["calm", "angry"], course)
+    assert json.loads((model_dir / "config.json").read_text())["model_type"] == "wav2vec2"
+    loaded = evaluate.load_model(model_dir)
+    assert loaded.kind == "audio" and loaded.label_names == ["calm", "angry"]
+    assert ("0.50 s clips" in loaded.description) == bool(course)
+    _check_audio_report(evaluate.evaluate(model_dir, _audio_folder(tmp_path, ["calm", "angry"])))
+
+
+def test_wav2vec2_probabilities_follow_notebook_09(tmp_path):
+    """Trim, centre crop, normalise over the real samples, pad at the end: notebook 09's predict_file, by hand."""
+    import numpy as np
+    import soundfile as sf
+    import torch
+    from transformers import AutoFeatureExtractor, Wav2Vec2ForSequenceClassification
+
+    from helpers.audio import load_audio, trim_silence
+
+    model_dir = _tiny_wav2vec2(tmp_path / "w2v", ["calm", "angry"], COURSE)
+    quiet = np.zeros(4000, "float32")
+    long_clip, short_clip = tmp_path / "long.wav", tmp_path / "short.flac"
+    sf.write(long_clip, np.concatenate([quiet, _tone(1.2, freq=330), quiet]), 16_000)  # cropped to 0.5 s
+    sf.write(short_clip, _tone(0.3, freq=500), 16_000)  # padded to 0.5 s
+    model = Wav2Vec2ForSequenceClassification.from_pretrained(model_dir).eval()
+    extractor = AutoFeatureExtractor.from_pretrained(model_dir)
+    expected = []
+    for path in (long_clip, short_clip):
+        wave = trim_silence(load_audio(path), 30.0)
+        if len(wave) > 8000:
+            wave = wave[(len(wave) - 8000) // 2:][:8000]
+        inputs = extractor(wave, sampling_rate=16_000, padding="max_length", max_length=8000,
+                           return_attention_mask=True, return_tensors="pt")
+        with torch.no_grad():
+            expected.append(torch.softmax(model(**inputs).logits, dim=-1)[0].numpy())
+    ours = evaluate.load_model(model_dir).predict_proba([str(long_clip), str(short_clip)])
+    np.testing.assert_allclose(ours, np.stack(expected), rtol=1e-5, atol=1e-6)
+
+
+def test_wav2vec2_folder_saved_by_the_course_helper(tmp_path):
+    """The contract with notebook 09: a folder written by helpers.wav2vec.save_wav2vec2 is read as it was saved."""
+    import torch
+
+    w2v = pytest.importorskip("helpers.wav2vec")
+    torch.manual_seed(0)
+    from transformers import Wav2Vec2ForSequenceClassification
+
+    model = Wav2Vec2ForSequenceClassification(w2v.small_wav2vec2_config(["calm", "angry"])).eval()
+    folder = w2v.save_wav2vec2(model, w2v.make_feature_extractor(), tmp_path / "w2v", extra=COURSE)
+    loaded = evaluate.load_model(folder)
+    assert loaded.label_names == ["calm", "angry"] and "0.50 s clips" in loaded.description
+    _check_audio_report(evaluate.evaluate(folder, _audio_folder(tmp_path, ["calm", "angry"])))
+
+
+def test_audio_model_refuses_a_csv_and_a_text_model_refuses_a_folder(speech_cnn_folder, lstm_folder, tmp_path, capsys):
+    data = _csv(tmp_path / "d.csv", [("i feel happy", "happy")])
+    assert evaluate.main(["--model", str(speech_cnn_folder), "--data", str(data)]) == 2
+    assert "reads a folder with metadata.csv" in capsys.readouterr().err
+    folder = _audio_folder(tmp_path, ["calm", "angry"])
+    assert evaluate.main(["--model", str(lstm_folder), "--data", str(folder)]) == 2
+    assert "reads a CSV of text,label" in capsys.readouterr().err
+    assert not (folder / "evaluation.json").exists()
+
+
+def test_audio_folder_without_good_metadata(speech_cnn_folder, tmp_path, capsys):
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    assert evaluate.main(["--model", str(speech_cnn_folder), "--data", str(folder)]) == 2
+    assert "no metadata.csv" in capsys.readouterr().err
+    (folder / "metadata.csv").write_text("file,label\na.wav,calm\n", encoding="utf-8")
+    assert evaluate.main(["--model", str(speech_cnn_folder), "--data", str(folder)]) == 2
+    assert "lacks the column(s) ['emotion', 'path']" in capsys.readouterr().err
+    assert not (folder / "evaluation.json").exists()
+
+
+def test_speech_cnn_config_that_does_not_fit_is_refused_at_load(speech_cnn_folder, capsys, tmp_path):
+    config = json.loads((speech_cnn_folder / "config.json").read_text())
+    config["features"]["kind"] = "chroma"
+    (speech_cnn_folder / "config.json").write_text(json.dumps(config))
+    folder = _audio_folder(tmp_path, ["calm", "angry"])
+    assert evaluate.main(["--model", str(speech_cnn_folder), "--data", str(folder)]) == 2
+    assert "feature kind 'chroma'" in capsys.readouterr().err

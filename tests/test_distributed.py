@@ -1,0 +1,126 @@
+"""helpers.distributed and the script loop under torchrun: two gloo ranks on CPU train exactly like one process."""
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+
+from helpers.distributed import DistContext, DistributedError, MixedPrecision, default_precision, init_distributed, shard
+from helpers.env import REPO_ROOT
+from helpers.metrics import classification_metrics
+from helpers.script_loop import metrics_from_confusion, shuffled_batches
+
+from text_fixtures import write_text_data  # noqa: E402  (tests/ is on sys.path under pytest)
+
+
+def test_without_launcher_variables_it_is_one_process(monkeypatch):
+    for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.delenv(name, raising=False)
+    ctx = init_distributed("cpu")
+    assert (ctx.rank, ctx.world_size, ctx.backend, ctx.is_main, ctx.is_distributed) == (0, 1, None, True, False)
+    assert not torch.distributed.is_initialized()
+
+
+def test_incomplete_launcher_variables_give_a_clear_error(monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    monkeypatch.delenv("MASTER_ADDR", raising=False)
+    monkeypatch.delenv("MASTER_PORT", raising=False)
+    with pytest.raises(DistributedError, match="MASTER_ADDR, MASTER_PORT not set.*torchrun"):
+        init_distributed("cpu")
+    monkeypatch.setenv("WORLD_SIZE", "two")
+    with pytest.raises(DistributedError, match="not an integer"):
+        init_distributed("cpu")
+
+
+def test_mixed_precision_only_on_cuda(monkeypatch):
+    cpu = torch.device("cpu")
+    for asked in ("auto", "fp32", "bf16", "fp16"):
+        amp = MixedPrecision(asked, cpu)
+        assert amp.precision == "fp32" and amp.dtype is None and not amp.scaler.is_enabled()
+        assert ("CUDA only" in amp.note) == (asked in ("bf16", "fp16"))
+    with pytest.raises(ValueError, match="precision must be one of"):
+        MixedPrecision("fp8", cpu)
+    monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "bf16")
+    assert default_precision() == "bf16"
+    monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "no")
+    assert default_precision() == "fp32"
+    monkeypatch.delenv("ACCELERATE_MIXED_PRECISION")
+    assert default_precision() == "auto"
+
+
+def test_global_batches_are_split_without_overlap_or_loss():
+    batches = shuffled_batches(23, 8, seed=3)
+    assert batches(0) == batches(0) and batches(0) != batches(1)
+    assert sorted(i for b in batches(1) for i in b) == list(range(23))
+    for batch in batches(0):
+        parts = [shard(batch, DistContext(rank=r, world_size=3)) for r in range(3)]
+        assert sorted(i for p in parts for i in p) == sorted(batch)
+        assert max(map(len, parts)) - min(map(len, parts)) <= 1
+
+
+def test_metrics_from_a_summed_confusion_matrix_equal_the_direct_ones():
+    rng = np.random.default_rng(0)
+    y_true, y_pred = rng.integers(0, 4, 200), rng.integers(0, 4, 200)
+    halves = [np.bincount(t * 4 + p, minlength=16).reshape(4, 4) for t, p in ((y_true[::2], y_pred[::2]), (y_true[1::2], y_pred[1::2]))]
+    assert metrics_from_confusion(halves[0] + halves[1]) == pytest.approx(classification_metrics(y_true, y_pred, 4))
+
+
+SPY = textwrap.dedent("""
+    # runs `python -m helpers.train_text` and saves the weights this rank ends with
+    import os, sys, torch
+    from helpers import train_text
+    jobs, build = [], train_text.build_lstm_job
+    train_text.build_lstm_job = lambda args, ctx: jobs.append(build(args, ctx)) or jobs[-1]
+    code = train_text.main(sys.argv[1:])
+    torch.save(jobs[0].model.state_dict(), os.path.join(sys.argv[sys.argv.index("--output") + 1],
+               f"rank{os.environ.get('RANK', '0')}.pt"))
+    sys.exit(code)
+""")
+
+
+def test_two_gloo_ranks_under_torchrun_match_a_single_process(tmp_path):
+    data = write_text_data(tmp_path / "data", n_train=90)
+    spy = tmp_path / "spy.py"
+    spy.write_text(SPY)
+    # batches of 9 are split 5 + 4 (the loss scaling must make that the global mean); no dropout: its masks
+    # depend on how many examples each rank draws, the rest of the maths must agree
+    flags = ["lstm", "--data", str(data), "--epochs", "3", "--batch-size", "9", "--lr", "0.05", "--embed-dim", "16",
+             "--hidden-dim", "16", "--dropout", "0", "--embed-dropout", "0", "--threads", "1", "--no-progress"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(name, None)
+    two, one = tmp_path / "two", tmp_path / "one"
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    done = subprocess.run([*launcher, str(spy), *flags, "--output", str(two)], cwd=REPO_ROOT, env=env,
+                          capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    done = subprocess.run([sys.executable, str(spy), *flags, "--output", str(one)], cwd=REPO_ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    rank0, rank1, single = (torch.load(p, weights_only=True) for p in (two / "rank0.pt", two / "rank1.pt", one / "rank0.pt"))
+    for name in single:
+        assert torch.equal(rank0[name], rank1[name]), f"the ranks disagree on {name}"
+        torch.testing.assert_close(rank0[name], single[name], atol=1e-5, rtol=1e-5)
+    saved = torch.load(two / "model" / "model.pt", weights_only=True)
+    assert all(torch.equal(saved[name], rank0[name]) for name in saved)
+
+    m2, m1 = (json.loads((out / "metrics.json").read_text()) for out in (two, one))
+    assert (m2["settings"]["world_size"], m2["settings"]["backend"], m1["settings"]["world_size"]) == (2, "gloo", 1)
+    assert m2["finished"] and m2["replica_max_abs_diff"] == 0.0
+    assert [r["epoch"] for r in m2["history"]] == [1, 2, 3] and m2["best_epoch"] == m1["best_epoch"]
+    for r2, r1 in zip(m2["history"], m1["history"]):
+        for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "val_macro_f1"):
+            assert r2[key] == pytest.approx(r1[key], abs=1e-5), key
+    for key in ("loss", "accuracy", "macro_f1", "n"):
+        assert m2["test"][key] == pytest.approx(m1["test"][key], abs=1e-5)
+    assert m1["history"][-1]["train_loss"] < m1["history"][0]["train_loss"]  # it did learn something
+    assert {p.name for p in two.iterdir()} == {"checkpoints", "metrics.json", "model", "run_config.json", "train.log",
+                                               "rank0.pt", "rank1.pt"}
+    assert (two / "train.log").read_text().count("epoch 3:") == 1  # one log, written by rank 0 only
