@@ -91,7 +91,8 @@ def test_two_gloo_ranks_under_torchrun_match_a_single_process(tmp_path):
     # batches of 9 are split 5 + 4 (the loss scaling must make that the global mean); no dropout: its masks
     # depend on how many examples each rank draws, the rest of the maths must agree
     flags = ["lstm", "--data", str(data), "--epochs", "3", "--batch-size", "9", "--lr", "0.05", "--embed-dim", "16",
-             "--hidden-dim", "16", "--dropout", "0", "--embed-dropout", "0", "--threads", "1", "--no-progress"]
+             "--hidden-dim", "16", "--dropout", "0", "--embed-dropout", "0", "--threads", "1", "--no-progress",
+             "--device", "cpu"]  # gloo on CPU processes, also on a machine with a GPU
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
         env.pop(name, None)
