@@ -92,6 +92,8 @@ def _load_known_model(folder: Path, config: dict) -> LoadedModel:
 
         clf = load_text_classifier(folder)
         return LoadedModel("text", clf.label_names, clf.predict_proba, f"LSTM classifier ({config.get('tokenizer')})")
+    if task == "text-classification-macaron-conv-attention":
+        return _load_macaron(folder)
     if config.get("model_type") in AUDIO_MODEL_TYPES:  # before the text branch: also a …ForSequenceClassification
         return AUDIO_MODEL_TYPES[config["model_type"]](folder, config)
     architectures = config.get("architectures") or []
@@ -102,9 +104,44 @@ def _load_known_model(folder: Path, config: dict) -> LoadedModel:
         return LoadedModel("text", clf.label_names, clf.predict_proba, f"{architectures[0]} ({config.get('model_type')})")
     if task in AUDIO_LOADERS:
         return AUDIO_LOADERS[task](folder, config)
-    known = ["text-classification-lstm", "…ForSequenceClassification", *AUDIO_LOADERS, *(f"model_type={t}" for t in AUDIO_MODEL_TYPES)]
+    known = ["text-classification-lstm", "text-classification-macaron-conv-attention", "…ForSequenceClassification", *AUDIO_LOADERS, *(f"model_type={t}" for t in AUDIO_MODEL_TYPES)]
     raise EvaluationError(f"{folder} holds a model the evaluator does not know (task={task!r}, "
                           f"model_type={config.get('model_type')!r}); it reads {known}")
+
+
+def _load_macaron(folder: Path) -> LoadedModel:
+    """Notebook 07's Macaron encoder: its weights, and the subword tokenizer named in its config.
+
+    The tokenizer is read from ``folder/tokenizer/`` when the folder carries one, else from the path stored at
+    save time (``extra["tokenizer"]``, relative to the repository), which notebook 04 writes.
+    """
+    import torch
+    from transformers import AutoTokenizer
+
+    from .env import REPO_ROOT
+    from .macaron import load_macaron
+    from .text import pad_batch
+
+    model, extra = load_macaron(folder)
+    candidates = [folder / "tokenizer"]
+    if extra.get("tokenizer"):
+        candidates.append(REPO_ROOT / str(extra["tokenizer"]))
+    tokenizer_dir = next((c for c in candidates if (c / "tokenizer.json").is_file()), None)
+    if tokenizer_dir is None:
+        raise EvaluationError(f"{folder}: its tokenizer is missing (looked in {', '.join(str(c) for c in candidates)}); "
+                              "run notebook 04 (or 07) to write it, or copy it into the model folder as tokenizer/")
+    tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir), local_files_only=True)
+    labels = [str(x) for x in extra.get("labels") or range(model.config.num_classes)]
+    max_len = int(extra.get("max_len", 64))
+
+    def predict_proba(texts: list[str]) -> np.ndarray:
+        ids = tokenizer(list(texts), truncation=True, max_length=max_len, return_token_type_ids=False)["input_ids"]
+        ids = [x if x else [tokenizer.unk_token_id] for x in ids]
+        x, lengths = pad_batch(ids, tokenizer.pad_token_id)
+        with torch.no_grad():
+            return torch.softmax(model(x, lengths), dim=-1).numpy()
+
+    return LoadedModel("text", labels, predict_proba, f"Macaron encoder + conv-attention head ({tokenizer_dir.name})")
 
 
 # --------------------------------------------------------------------------- speech models

@@ -262,3 +262,46 @@ def test_speech_cnn_config_that_does_not_fit_is_refused_at_load(speech_cnn_folde
     folder = _audio_folder(tmp_path, ["calm", "angry"])
     assert evaluate.main(["--model", str(speech_cnn_folder), "--data", str(folder)]) == 2
     assert "feature kind 'chroma'" in capsys.readouterr().err
+
+
+def _tiny_macaron(folder, tokenizer_in_folder=True):
+    """A small Macaron model saved like notebook 07, with a subword tokenizer trained on a few sentences."""
+    import torch
+
+    from helpers import macaron as mac
+    from helpers.subword import train_subword_tokenizer
+
+    sentences = ["오늘 정말 기뻐요", "너무 슬퍼요", "왜 화가 나", "정말 무서워요", "기쁜 하루"] * 20
+    tokenizer = train_subword_tokenizer(sentences, vocab_size=60, min_frequency=1)
+    config = mac.MacaronConfig(vocab_size=len(tokenizer), num_classes=2, pad_id=tokenizer.pad_token_id, max_len=16,
+                               dim=16, depth=1, heads=2, conv_channels=8)
+    torch.manual_seed(0)
+    model = mac.MacaronClassifier(config)
+    mac.save_macaron(model, folder, extra={"labels": ["기쁨", "슬픔"], "max_len": 16, "tokenizer": "no/such/folder"})
+    if tokenizer_in_folder:
+        tokenizer.save_pretrained(folder / "tokenizer")
+    return model, tokenizer
+
+
+def test_macaron_folder_scores_texts_like_the_model(tmp_path):
+    import torch
+
+    from helpers.text import pad_batch
+
+    model, tokenizer = _tiny_macaron(tmp_path / "mac")
+    data = _csv(tmp_path / "d.csv", [("오늘 정말 기뻐요", "기쁨"), ("너무 슬퍼요", "1"), ("", "기쁨"), ("무서워", "분노")])
+    report = evaluate.evaluate(tmp_path / "mac", data)
+    assert report.rows_scored == 2 and [p["row"] for p in report.problems] == [4, 5]  # file lines (header = 1)
+    loaded = evaluate.load_model(tmp_path / "mac")
+    ids = tokenizer(["오늘 정말 기뻐요"], return_token_type_ids=False)["input_ids"]
+    with torch.no_grad():
+        expected = torch.softmax(model.eval()(*pad_batch(ids, tokenizer.pad_token_id)), -1).numpy()
+    assert loaded.label_names == ["기쁨", "슬픔"]
+    assert abs(loaded.predict_proba(["오늘 정말 기뻐요"]) - expected).max() < 1e-6
+
+
+def test_macaron_folder_without_its_tokenizer_is_a_clear_error(tmp_path, capsys):
+    _tiny_macaron(tmp_path / "mac", tokenizer_in_folder=False)
+    data = _csv(tmp_path / "d.csv", [("오늘 정말 기뻐요", "기쁨")])
+    assert evaluate.main(["--model", str(tmp_path / "mac"), "--data", str(data)]) == 2
+    assert "tokenizer is missing" in capsys.readouterr().err
