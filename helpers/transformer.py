@@ -28,6 +28,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from .model_folder import read_model_config
+
 OFFLINE_MODEL = "offline-minilm"
 OFFLINE_DESCRIPTION = "all-MiniLM-L6-v2 (6 layers, hidden size 384, 22.7M parameters; packaged offline)"
 HUB_TIMEOUT_S = 5.0
@@ -325,12 +327,7 @@ def load_saved_classifier(folder: str | Path, device: str | torch.device = "cpu"
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     folder = Path(folder)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"no saved model folder at {folder}")
-    config_path = folder / "config.json"
-    if not config_path.is_file():
-        raise FileNotFoundError(f"{folder} has no config.json; it is not a saved transformers model")
-    config = _read_json(config_path)
+    config = read_model_config(folder, what="saved transformers model")
     architectures = config.get("architectures") or []
     if not any(a.endswith("ForSequenceClassification") for a in architectures):
         raise ValueError(f"{folder} holds a {architectures or 'model without architectures'}, "
