@@ -15,6 +15,7 @@ import io
 import json
 import os
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -409,6 +410,43 @@ def _file_fingerprint(path: str) -> list:
         return [str(path), -1, -1]
 
 
+# Per-clip caches (these features; notebook 09's decoded waveforms): one .npz holding the clips' arrays, which
+# rows were kept and which files were rejected and why.
+
+def clip_cache_path(cache_name: str, settings: dict, paths: Sequence[str]) -> Path:
+    """``cache_dir()/features/<cache_name>-<hash>.npz``; the hash covers ``settings`` and every file's path, size
+    and modification time, so changing either makes a new cache instead of reading a stale one."""
+    from .data import cache_dir
+
+    key_source = json.dumps({"settings": settings, "files": [_file_fingerprint(p) for p in paths]}, sort_keys=True)
+    digest = hashlib.sha256(key_source.encode("utf-8")).hexdigest()[:16]
+    return cache_dir() / "features" / f"{cache_name}-{digest}.npz"
+
+
+def read_clip_cache(path: Path, *names: str) -> tuple[list[np.ndarray], np.ndarray, list[tuple[str, str]]]:
+    """The arrays ``names`` of a cache written by :func:`write_clip_cache`, the kept rows and the rejected files."""
+    with np.load(path, allow_pickle=False) as npz:
+        arrays, kept = [npz[name] for name in names], npz["kept"]
+        rejected = list(zip(npz["rejected_paths"].tolist(), npz["rejected_reasons"].tolist()))
+    return arrays, kept, rejected
+
+
+def write_clip_cache(path: Path, kept: Sequence[int], rejected: Sequence[tuple[str, str]], **arrays: np.ndarray) -> None:
+    """Store ``arrays`` with the kept rows and the rejected files, atomically (never a half-written cache)."""
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays, kept=np.array(kept), rejected_paths=np.array([p for p, _ in rejected], dtype=str),
+             rejected_reasons=np.array([r for _, r in rejected], dtype=str))
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def warn_rejected(rejected: Sequence[tuple[str, str]], total: int, stacklevel: int = 3) -> None:
+    """One :class:`RejectedClipsWarning` listing every rejected file and why (nothing when none was rejected)."""
+    if rejected:
+        lines = [f"{len(rejected)} of {total} clips were rejected and left out:"]
+        lines += [f"  - {reason}" for _, reason in rejected]
+        warnings.warn("\n".join(lines), RejectedClipsWarning, stacklevel=stacklevel)
+
+
 def trim_silence(wave: np.ndarray, top_db: float = 30.0, frame_length: int = 1024, hop_length: int = 256) -> np.ndarray:
     """Cut the leading and trailing parts quieter than ``top_db`` below the loudest frame (``librosa.effects.trim``)."""
     import librosa
@@ -467,8 +505,6 @@ def extract_features(
     """
     from tqdm.auto import tqdm
 
-    from .data import cache_dir
-
     settings = _feature_settings(
         kind, sr=sr, n_fft=n_fft, win_length=win_length, hop_length=hop_length, n_mels=n_mels, n_mfcc=n_mfcc,
         fmin=fmin, fmax=fmax, top_db=top_db, trim_db=trim_db, min_seconds=min_seconds,
@@ -480,14 +516,10 @@ def extract_features(
     paths = [str(p) for p in frame[path_col]]
     if not paths:
         raise ValueError("the frame holds no clips")
-    key_source = json.dumps({"settings": settings, "files": [_file_fingerprint(p) for p in paths]}, sort_keys=True)
-    digest = hashlib.sha256(key_source.encode("utf-8")).hexdigest()[:16]
-    cache_path = cache_dir() / "features" / f"{cache_name or kind}-{digest}.npz"
+    cache_path = clip_cache_path(cache_name or kind, settings, paths)
 
     if use_cache and cache_path.exists():
-        with np.load(cache_path, allow_pickle=False) as npz:
-            data, lengths, kept = npz["data"], npz["lengths"], npz["kept"]
-            rejected = list(zip(npz["rejected_paths"].tolist(), npz["rejected_reasons"].tolist()))
+        (data, lengths), kept, rejected = read_clip_cache(cache_path, "data", "lengths")
         features = np.split(data, np.cumsum(lengths)[:-1], axis=1) if len(lengths) else []
         result = FeatureSet(features, frame.iloc[kept].reset_index(drop=True), rejected, settings, cache_path, True)
     else:
@@ -510,17 +542,9 @@ def extract_features(
         if not features:
             raise AudioError("no clip could be used:\n" + "\n".join(f"  - {reason}" for _, reason in rejected))
         if use_cache:
-            buffer = io.BytesIO()
-            np.savez(
-                buffer, data=np.concatenate(features, axis=1), lengths=np.array([f.shape[1] for f in features]),
-                kept=np.array(kept), rejected_paths=np.array([p for p, _ in rejected], dtype=str),
-                rejected_reasons=np.array([r for _, r in rejected], dtype=str),
-            )
-            atomic_write_bytes(cache_path, buffer.getvalue())
+            write_clip_cache(cache_path, kept, rejected, data=np.concatenate(features, axis=1),
+                             lengths=np.array([f.shape[1] for f in features]))
         result = FeatureSet(features, frame.iloc[kept].reset_index(drop=True), rejected, settings,
                             cache_path if use_cache else None, False)
-    if result.rejected:
-        lines = [f"{len(result.rejected)} of {len(paths)} clips were rejected and left out:"]
-        lines += [f"  - {reason}" for _, reason in result.rejected]
-        warnings.warn("\n".join(lines), RejectedClipsWarning, stacklevel=2)
+    warn_rejected(result.rejected, len(paths))
     return result

@@ -15,11 +15,8 @@
 """
 from __future__ import annotations
 
-import hashlib
-import io
 import json
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -29,8 +26,9 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from .audio import TARGET_SR, AudioError, RejectedClipsWarning, add_noise, load_audio, trim_silence
-from .download import atomic_folder, atomic_write_bytes
+from .audio import (TARGET_SR, AudioError, add_noise, clip_cache_path, load_audio, read_clip_cache, trim_silence,
+                    warn_rejected, write_clip_cache)
+from .download import atomic_folder
 from .env import seed_everything
 from .train import History, fit, predict_logits
 
@@ -176,15 +174,6 @@ class WaveSet:
         return len(self.waves)
 
 
-def _fingerprint(path: str) -> list:
-    p = Path(path)
-    try:
-        stat = p.stat()
-        return [str(path), stat.st_size, stat.st_mtime_ns]
-    except OSError:
-        return [str(path), -1, -1]
-
-
 def crop_center(wave: np.ndarray, n_samples: int) -> np.ndarray:
     """The middle ``n_samples`` of ``wave`` (``wave`` itself when it is not longer)."""
     if len(wave) <= n_samples:
@@ -212,8 +201,6 @@ def load_waveforms(
     """
     from tqdm.auto import tqdm
 
-    from .data import cache_dir
-
     if path_col not in frame.columns:
         raise Wav2Vec2SetupError(f"the frame needs a {path_col!r} column with one audio file per row")
     if len(frame) == 0:
@@ -222,12 +209,9 @@ def load_waveforms(
         raise Wav2Vec2SetupError(f"max_seconds must be positive (or None), got {max_seconds}")
     paths = [str(p) for p in frame[path_col]]
     settings = {"version": WAVE_CACHE_VERSION, "sr": TARGET_SR, "max_seconds": max_seconds, "trim_db": trim_db}
-    key = json.dumps({"settings": settings, "files": [_fingerprint(p) for p in paths]}, sort_keys=True)
-    cache_path = cache_dir() / "features" / f"{cache_name}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
+    cache_path = clip_cache_path(cache_name, settings, paths)
     if use_cache and cache_path.exists():
-        with np.load(cache_path, allow_pickle=False) as npz:
-            pcm, lengths, kept = npz["pcm"], npz["lengths"], npz["kept"]
-            rejected = list(zip(npz["rejected_paths"].tolist(), npz["rejected_reasons"].tolist()))
+        (pcm, lengths), kept, rejected = read_clip_cache(cache_path, "pcm", "lengths")
         waves = [w.astype(np.float32) / PCM_SCALE for w in np.split(pcm, np.cumsum(lengths)[:-1])]
         result = WaveSet(waves, frame.iloc[kept].reset_index(drop=True), rejected, cache_path, True)
     else:
@@ -249,17 +233,10 @@ def load_waveforms(
         if not waves:
             raise AudioError("no clip could be used:\n" + "\n".join(f"  - {reason}" for _, reason in rejected))
         if use_cache:
-            buffer = io.BytesIO()
-            np.savez(buffer, pcm=np.concatenate([np.round(w * PCM_SCALE).astype(np.int16) for w in waves]),
-                     lengths=np.array([len(w) for w in waves]), kept=np.array(kept),
-                     rejected_paths=np.array([p for p, _ in rejected], dtype=str),
-                     rejected_reasons=np.array([r for _, r in rejected], dtype=str))
-            atomic_write_bytes(cache_path, buffer.getvalue())
+            write_clip_cache(cache_path, kept, rejected, lengths=np.array([len(w) for w in waves]),
+                             pcm=np.concatenate([np.round(w * PCM_SCALE).astype(np.int16) for w in waves]))
         result = WaveSet(waves, frame.iloc[kept].reset_index(drop=True), rejected, cache_path if use_cache else None, False)
-    if result.rejected:
-        lines = [f"{len(result.rejected)} of {len(paths)} clips were rejected and left out:"]
-        lines += [f"  - {reason}" for _, reason in result.rejected]
-        warnings.warn("\n".join(lines), RejectedClipsWarning, stacklevel=2)
+    warn_rejected(result.rejected, len(paths))
     return result
 
 
