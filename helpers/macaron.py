@@ -22,6 +22,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .model_folder import read_model_config
+
 TASK = "text-classification-macaron-conv-attention"
 FORMAT_VERSION = 1
 
@@ -282,11 +284,9 @@ def load_macaron(folder: str | Path, device: str | torch.device = "cpu") -> tupl
         raise FileNotFoundError(f"{folder} is not a saved Macaron model: it needs config.json and model.pt "
                                 "(written by helpers.macaron.save_macaron)")
     try:
-        payload = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise MacaronConfigError(f"{folder / 'config.json'} is not valid JSON ({exc})") from None
-    if payload.get("task") != TASK:
-        raise MacaronConfigError(f"{folder} holds a model for task {payload.get('task')!r}, not {TASK!r}")
+        payload = read_model_config(folder, TASK, what="saved Macaron model")
+    except ValueError as exc:  # not JSON, not an object, another task
+        raise MacaronConfigError(str(exc)) from None
     if payload.get("format_version", 0) > FORMAT_VERSION:
         raise MacaronConfigError(f"{folder} was saved in format {payload['format_version']}; this code reads up to {FORMAT_VERSION}")
     model = MacaronClassifier(MacaronConfig.from_dict(payload.get("model")))
