@@ -20,16 +20,16 @@ $(STAMP): requirements.txt pyproject.toml
 setup: $(STAMP)
 
 run: setup
-	$(BIN)/python -m helpers.run --profile quick
+	$(BIN)/python -m helpers.core.run --profile quick
 
 test: setup
 	$(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
 
 full: setup
-	$(BIN)/python -m helpers.run --profile full --publish
+	$(BIN)/python -m helpers.core.run --profile full --publish
 
 readme: setup
-	$(BIN)/python -m helpers.results
+	$(BIN)/python -m helpers.core.results
 
 clean:
 	rm -rf build .pytest_cache

@@ -1,6 +1,6 @@
 """Wall time and peak memory of the whole course in the quick profile (``python -m benchmarks.course_quick``).
 
-Runs every notebook of ``notebooks/`` in the ``quick`` profile through the course's runner (:mod:`helpers.run`:
+Runs every notebook of ``notebooks/`` in the ``quick`` profile through the course's runner (:mod:`helpers.core.run`:
 papermill, one fresh kernel per notebook, peak resident memory of the kernel and its children), in
 ``build/bench-course-quick/``; the notebooks' results go there too (``COURSE_RESULTS_DIR``), never into the
 committed ``results/``. Writes ``benchmarks/results/course_quick.json`` and the ``course_quick`` section of
@@ -14,15 +14,15 @@ import shutil
 import sys
 
 from benchmarks.summary import load_average, machine, machine_line, write_json, write_section
-from helpers.env import REPO_ROOT
-from helpers.run import main as run_course
+from helpers.core.env import REPO_ROOT
+from helpers.core.run import main as run_course
 
 TARGET_MINUTES, TARGET_PEAK_MB = 10, 4096
 
 
 def warm_caches() -> list[str]:
     """The derived-data caches (features, tokenisations, waveforms) that already hold files before the run."""
-    from helpers.data import cache_dir
+    from helpers.core.data import cache_dir
 
     return sorted(p.name for p in cache_dir().iterdir() if p.is_dir() and p.name != "downloads" and any(p.iterdir())) \
         if cache_dir().is_dir() else []

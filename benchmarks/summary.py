@@ -11,8 +11,8 @@ import os
 import platform
 from pathlib import Path
 
-from helpers.download import atomic_write_bytes
-from helpers.env import hardware_summary, package_versions
+from helpers.core.download import atomic_write_bytes
+from helpers.core.env import hardware_summary, package_versions
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 SUMMARY = RESULTS_DIR / "SUMMARY.md"

@@ -1,6 +1,6 @@
 """Training and tokenisation throughput (``python -m benchmarks.throughput``; about two minutes on 1 thread).
 
-1. ``trainer``: the course's training loop (:func:`helpers.train.fit`) against ``transformers.Trainer`` on the same
+1. ``trainer``: the course's training loop (:func:`helpers.core.training.fit`) against ``transformers.Trainer`` on the same
    model (the packaged all-MiniLM-L6-v2 with a fresh 6-way head, identical initial weights), the same English
    tweets, batch size, optimiser (AdamW, weight decay 0.01 except biases and LayerNorm), linear schedule, gradient
    clipping at 1.0 and length-grouped batches; training only, no evaluation. Runs alternate own/Trainer/Trainer/own
@@ -9,8 +9,8 @@
    tweet, the RNN also reads the padding: the reference recipe), packed batches, and packed + length-bucketed
    batches; examples/s of each and the ratio packed+bucketed / naive (runs alternate A B C C B A).
 3. ``tokenizers``: tokens/s of the tokenisers of notebook 03 (whitespace, Okt, MeCab, Kiwi; one review per call
-   after a warm-up on 50 reviews, :func:`helpers.korean.measure_speed`) and the Korean WordPiece of notebook 04
-   (:func:`helpers.subword.korean_subword_tokenizer`; one review per call, and the whole list in one batch call).
+   after a warm-up on 50 reviews, :func:`helpers.text.korean.measure_speed`) and the Korean WordPiece of notebook 04
+   (:func:`helpers.text.subword.korean_subword_tokenizer`; one review per call, and the whole list in one batch call).
 
 Writes ``benchmarks/results/throughput.json`` and the ``throughput`` section of ``benchmarks/results/SUMMARY.md``.
 Data come from the course's loaders (``COURSE_DATA_DIR`` or the cache).
@@ -71,9 +71,9 @@ def bench_trainer(n_examples: int, batch_size: int, max_length: int, seed: int) 
     from transformers import DataCollatorWithPadding, Trainer, TrainingArguments, get_linear_schedule_with_warmup
 
     from helpers import seed_everything
-    from helpers.data import EMOTION_EN_LABELS, load_emotion_en, subsample
-    from helpers.train import fit
-    from helpers.transformer import TokenizedTexts, load_classifier, make_dataloader
+    from helpers.core.data import EMOTION_EN_LABELS, load_emotion_en, subsample
+    from helpers.core.training import fit
+    from helpers.text.hf_finetune import TokenizedTexts, load_classifier, make_dataloader
 
     frame = subsample(load_emotion_en()["train"], n_examples, seed=seed)
     seed_everything(seed)
@@ -136,10 +136,10 @@ def _pad_share(loader) -> float:
 
 def bench_lstm(n_examples: int, batch_size: int, seed: int) -> dict:
     from helpers import seed_everything
-    from helpers.data import load_emotion_en, subsample
-    from helpers.models import LSTMClassifier
-    from helpers.text import Vocab, basic_english, encode_texts, make_loader
-    from helpers.train import fit
+    from helpers.core.data import load_emotion_en, subsample
+    from helpers.text.lstm import LSTMClassifier
+    from helpers.text.pipeline import Vocab, basic_english, encode_texts, make_loader
+    from helpers.core.training import fit
 
     frame = subsample(load_emotion_en()["train"], n_examples, seed=seed)
     tokens = [basic_english(t) for t in frame["text"]]
@@ -182,9 +182,9 @@ def bench_lstm(n_examples: int, batch_size: int, seed: int) -> dict:
 
 
 def bench_tokenizers(n_texts: int, seed: int) -> dict:
-    from helpers.data import load_nsmc, subsample
-    from helpers.korean import BACKENDS, measure_speed
-    from helpers.subword import TOKENIZER_DIR, korean_subword_tokenizer
+    from helpers.core.data import load_nsmc, subsample
+    from helpers.text.korean import BACKENDS, measure_speed
+    from helpers.text.subword import TOKENIZER_DIR, korean_subword_tokenizer
 
     frame = subsample(load_nsmc()["train"], n_texts, seed=seed)
     texts = [t for t in frame["text"] if t.strip()]
@@ -233,7 +233,7 @@ def summary_markdown(report: dict) -> str:
                   f"({t['model']}, {t['examples']} tweets, batch {t['batch_size']}, max {t['max_length']} tokens, "
                   f"same initial weights, optimiser, schedule and clipping; {t['runs_each']} alternating runs each):", "",
                   "| loop | examples per CPU-second | examples/s (wall) |", "|---|---|---|",
-                  f"| `helpers.train.fit` | {t['examples_per_s_cpu']['own']:.1f} | {t['examples_per_s_wall']['own']:.1f} |",
+                  f"| `helpers.core.training.fit` | {t['examples_per_s_cpu']['own']:.1f} | {t['examples_per_s_wall']['own']:.1f} |",
                   f"| `transformers.Trainer` | {t['examples_per_s_cpu']['trainer']:.1f} | {t['examples_per_s_wall']['trainer']:.1f} |",
                   f"| **ratio own / Trainer** (target >= 1.0) | **{t['ratio_own_over_trainer']['cpu']:.2f}** | "
                   f"{t['ratio_own_over_trainer']['wall']:.2f} |", ""]

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from helpers.audio import AudioError, fix_length, load_audio
+from helpers.audio.features import AudioError, fix_length, load_audio
 
 
 def _tone(seconds=1.0, sr=16_000, channels=1):

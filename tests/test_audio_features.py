@@ -1,4 +1,4 @@
-"""The MFCC pipeline of helpers.audio, step by step against librosa, plus deltas, fixed lengths, the feature
+"""The MFCC pipeline of helpers.audio.features, step by step against librosa, plus deltas, fixed lengths, the feature
 cache, bad-clip handling, augmentations and the speech CNN.
 
 Tolerances: our steps run in float64. Where librosa is also fed float64 (filter bank, STFT, deltas) the
@@ -15,8 +15,8 @@ import scipy.fft
 import soundfile as sf
 import torch
 
-from helpers import audio as A
-from helpers.audio_models import FeatureDataset, SpeechCNN, load_speech_cnn, save_speech_cnn
+from helpers.audio import features as A
+from helpers.audio.cnn import FeatureDataset, SpeechCNN, load_speech_cnn, save_speech_cnn
 
 SR = 16_000
 STFT = dict(n_fft=512, win_length=400, hop_length=160)

@@ -1,4 +1,4 @@
-"""helpers.checkpoint: atomic saves, exact resumption, clear errors on damaged files, no code execution on load;
+"""helpers.core.checkpoint: atomic saves, exact resumption, clear errors on damaged files, no code execution on load;
 and the scripts' --resume after a run is killed with SIGKILL."""
 import json
 import os
@@ -15,10 +15,10 @@ import pytest
 import torch
 from torch import nn
 
-import helpers.checkpoint as ck
-from helpers.checkpoint import CheckpointError, latest_checkpoint, list_checkpoints, load_checkpoint, save_checkpoint
-from helpers.env import REPO_ROOT, seed_everything
-from helpers.train_text import main as train_text
+import helpers.core.checkpoint as ck
+from helpers.core.checkpoint import CheckpointError, latest_checkpoint, list_checkpoints, load_checkpoint, save_checkpoint
+from helpers.core.env import REPO_ROOT, seed_everything
+from helpers.cli.train_text import main as train_text
 
 from text_fixtures import write_text_data  # noqa: E402  (tests/ is on sys.path under pytest)
 
@@ -138,7 +138,7 @@ def test_loading_refuses_a_file_that_would_run_code(tmp_path, writer):
 
 def test_a_file_of_another_kind_is_not_taken_for_a_checkpoint(tmp_path):
     torch.save({"weight": torch.zeros(2)}, tmp_path / "epoch-0001.pt")
-    with pytest.raises(CheckpointError, match="not a checkpoint written by helpers.checkpoint"):
+    with pytest.raises(CheckpointError, match="not a checkpoint written by helpers.core.checkpoint"):
         load_checkpoint(tmp_path / "epoch-0001.pt")
     with pytest.raises(CheckpointError, match="no checkpoint file"):
         load_checkpoint(tmp_path / "epoch-0002.pt")
@@ -192,7 +192,7 @@ def test_a_killed_run_resumes_from_its_last_checkpoint_to_the_same_weights(tmp_p
     env["OMP_NUM_THREADS"] = "1"
     killed, full = tmp_path / "killed", tmp_path / "full"
 
-    run = subprocess.Popen([sys.executable, "-m", "helpers.train_text", *flags, "--output", str(killed)], cwd=REPO_ROOT,
+    run = subprocess.Popen([sys.executable, "-m", "helpers.cli.train_text", *flags, "--output", str(killed)], cwd=REPO_ROOT,
                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
     while not list_checkpoints(killed / "checkpoints") and run.poll() is None and time.monotonic() < deadline:
@@ -241,9 +241,9 @@ def write_ravdess(folder: Path, actors: int = 8, sr: int = 16000) -> Path:
 
 
 def test_an_interrupted_audio_run_resumes_to_the_same_weights(tmp_path, monkeypatch):
-    import helpers.script_loop as loop
-    from helpers.evaluate import load_model
-    from helpers.train_audio import main as train_audio
+    import helpers.cli.script_loop as loop
+    from helpers.cli.evaluate import load_model
+    from helpers.cli.train_audio import main as train_audio
 
     ravdess = write_ravdess(tmp_path / "ravdess")
     monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path / "cache"))

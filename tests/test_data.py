@@ -4,8 +4,8 @@ import os
 import pandas as pd
 import pytest
 
-from helpers import data
-from helpers.data import DataFile, DataNotFoundError, DatasetSpec, Source
+from helpers.core import data
+from helpers.core.data import DataFile, DataNotFoundError, DatasetSpec, Source
 
 CSV = "text,label\nhappy day,1\nsad day,0\nok day,1\n"
 

@@ -4,15 +4,15 @@ Notebook 01 is the cheapest quick run whose headline metrics come from training 
 trained for a few hundred steps; accuracies and losses are floats of those runs). Each run goes through the
 course's runner (papermill, a fresh kernel), which points ``COURSE_RESULTS_DIR`` at the run's own folder under
 ``tmp_path``: the committed ``results/`` is never written (a quick run would not write there anyway; see
-:func:`helpers.results.results_dir`).
+:func:`helpers.core.results.results_dir`).
 """
 import json
 import re
 
 import pytest
 
-from helpers import run
-from helpers.env import REPO_ROOT
+from helpers.core import run
+from helpers.core.env import REPO_ROOT
 
 NOTEBOOK = run.NOTEBOOK_DIR / "01_rnn_lstm_from_scratch.ipynb"
 TIMING = re.compile(r"seconds|minutes|(^|_)s$|per_s|wall|speed")  # clock readings differ from run to run

@@ -1,4 +1,4 @@
-"""helpers.distributed and the script loop under torchrun: two gloo ranks on CPU train exactly like one process."""
+"""helpers.core.distributed and the script loop under torchrun: two gloo ranks on CPU train exactly like one process."""
 import json
 import os
 import subprocess
@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from helpers.distributed import DistContext, DistributedError, MixedPrecision, default_precision, init_distributed, shard
-from helpers.env import REPO_ROOT
-from helpers.metrics import classification_metrics
-from helpers.script_loop import metrics_from_confusion, shuffled_batches
+from helpers.core.distributed import DistContext, DistributedError, MixedPrecision, default_precision, init_distributed, shard
+from helpers.core.env import REPO_ROOT
+from helpers.core.metrics import classification_metrics
+from helpers.cli.script_loop import metrics_from_confusion, shuffled_batches
 
 from text_fixtures import write_text_data  # noqa: E402  (tests/ is on sys.path under pytest)
 
@@ -72,9 +72,9 @@ def test_metrics_from_a_summed_confusion_matrix_equal_the_direct_ones():
 
 
 SPY = textwrap.dedent("""
-    # runs `python -m helpers.train_text` and saves the weights this rank ends with
+    # runs `python -m helpers.cli.train_text` and saves the weights this rank ends with
     import os, sys, torch
-    from helpers import train_text
+    from helpers.cli import train_text
     jobs, build = [], train_text.build_lstm_job
     train_text.build_lstm_job = lambda args, ctx: jobs.append(build(args, ctx)) or jobs[-1]
     code = train_text.main(sys.argv[1:])

@@ -4,7 +4,7 @@ import zipfile
 
 import pytest
 
-from helpers.download import (
+from helpers.core.download import (
     ChecksumError, UnsafeArchiveError, atomic_write_bytes, download, file_checksum, safe_extract_zip, verify_checksum,
 )
 

@@ -2,9 +2,9 @@ import json
 
 import pytest
 
-from helpers import evaluate
-from helpers.models import LSTMClassifier, save_text_classifier
-from helpers.text import Vocab, basic_english
+from helpers.cli import evaluate
+from helpers.text.lstm import LSTMClassifier, save_text_classifier
+from helpers.text.pipeline import Vocab, basic_english
 
 
 @pytest.fixture
@@ -66,7 +66,7 @@ def test_folder_of_another_kind_is_refused(tmp_path, capsys):
 
 
 def test_transformer_folder(tmp_path):
-    from helpers.transformer import load_classifier, save_classifier
+    from helpers.text.hf_finetune import load_classifier, save_classifier
 
     loaded = load_classifier("offline-minilm", num_labels=2, label_names=["sad", "happy"])
     folder = save_classifier(loaded.model, loaded.tokenizer, tmp_path, "tiny")
@@ -122,7 +122,7 @@ def _check_audio_report(report):
 def speech_cnn_folder(tmp_path):
     import torch
 
-    from helpers.audio_models import SpeechCNN, save_speech_cnn
+    from helpers.audio.cnn import SpeechCNN, save_speech_cnn
 
     torch.manual_seed(0)
     model = SpeechCNN(in_channels=1, num_classes=2, widths=(4, 8), dropout=0.0)
@@ -145,8 +145,8 @@ def test_speech_cnn_features_follow_the_training_pipeline(speech_cnn_folder):
     """The evaluator's input equals notebook 08's: extract_features settings, per-band normalisation, centred crop."""
     import numpy as np
 
-    from helpers import audio
-    from helpers.audio_models import FeatureDataset, load_speech_cnn
+    from helpers.audio import features as audio
+    from helpers.audio.cnn import FeatureDataset, load_speech_cnn
 
     _, config = load_speech_cnn(speech_cnn_folder)
     wave = np.concatenate([np.zeros(8000, "float32"), _tone(1.0, freq=300), np.zeros(8000, "float32")])
@@ -197,7 +197,7 @@ def test_wav2vec2_probabilities_follow_notebook_09(tmp_path):
     import torch
     from transformers import AutoFeatureExtractor, Wav2Vec2ForSequenceClassification
 
-    from helpers.audio import load_audio, trim_silence
+    from helpers.audio.features import load_audio, trim_silence
 
     model_dir = _tiny_wav2vec2(tmp_path / "w2v", ["calm", "angry"], COURSE)
     quiet = np.zeros(4000, "float32")
@@ -220,10 +220,10 @@ def test_wav2vec2_probabilities_follow_notebook_09(tmp_path):
 
 
 def test_wav2vec2_folder_saved_by_the_course_helper(tmp_path):
-    """The contract with notebook 09: a folder written by helpers.wav2vec.save_wav2vec2 is read as it was saved."""
+    """The contract with notebook 09: a folder written by helpers.audio.wav2vec.save_wav2vec2 is read as it was saved."""
     import torch
 
-    w2v = pytest.importorskip("helpers.wav2vec")
+    w2v = pytest.importorskip("helpers.audio.wav2vec")
     torch.manual_seed(0)
     from transformers import Wav2Vec2ForSequenceClassification
 
@@ -268,8 +268,8 @@ def _tiny_macaron(folder, tokenizer_in_folder=True):
     """A small Macaron model saved like notebook 07, with a subword tokenizer trained on a few sentences."""
     import torch
 
-    from helpers import macaron as mac
-    from helpers.subword import train_subword_tokenizer
+    from helpers.text import macaron as mac
+    from helpers.text.subword import train_subword_tokenizer
 
     sentences = ["오늘 정말 기뻐요", "너무 슬퍼요", "왜 화가 나", "정말 무서워요", "기쁜 하루"] * 20
     tokenizer = train_subword_tokenizer(sentences, vocab_size=60, min_frequency=1)
@@ -286,7 +286,7 @@ def _tiny_macaron(folder, tokenizer_in_folder=True):
 def test_macaron_folder_scores_texts_like_the_model(tmp_path):
     import torch
 
-    from helpers.text import pad_batch
+    from helpers.text.pipeline import pad_batch
 
     model, tokenizer = _tiny_macaron(tmp_path / "mac")
     data = _csv(tmp_path / "d.csv", [("오늘 정말 기뻐요", "기쁨"), ("너무 슬퍼요", "1"), ("", "기쁨"), ("무서워", "분노")])

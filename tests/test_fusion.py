@@ -1,12 +1,12 @@
-"""helpers.fusion: the constructed pairing (same emotion, speaker-independent audio, no sentence reused), the
+"""helpers.multimodal.fusion: the constructed pairing (same emotion, speaker-independent audio, no sentence reused), the
 text branch and the fusion heads."""
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
-from helpers import fusion as fu
-from helpers.speech import speaker_splits
+from helpers.multimodal import fusion as fu
+from helpers.audio.cnn_recipe import speaker_splits
 
 EMOTIONS = fu.FUSION_EMOTIONS
 

@@ -7,10 +7,10 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from helpers import soft_labels as sl
-from helpers.audio import load_audio
-from helpers.data import DataNotFoundError
-from helpers.kemdy20 import (
+from helpers.text import soft_labels as sl
+from helpers.audio.features import load_audio
+from helpers.core.data import DataNotFoundError
+from helpers.multimodal.kemdy20 import (
     KEMDy20FormatError, KEMDy20SkippedWarning, clean_transcript, load_kemdy20, parse_segment_id, soft_label_matrix,
 )
 

@@ -1,12 +1,12 @@
-"""helpers.korean: the four Korean tokeniser adapters, the corpus cache and the tokeniser statistics."""
+"""helpers.text.korean: the four Korean tokeniser adapters, the corpus cache and the tokeniser statistics."""
 from __future__ import annotations
 
 import pickle
 
 import pytest
 
-from helpers import korean
-from helpers.text import TOKENIZERS, Vocab, encode_texts
+from helpers.text import korean
+from helpers.text.pipeline import TOKENIZERS, Vocab, encode_texts
 
 BACKENDS = ["whitespace", "okt", "mecab", "kiwi"]
 MORPH_BACKENDS = ["okt", "mecab", "kiwi"]

@@ -1,5 +1,5 @@
 """Notebook 06's helpers (korean_emotion, soft_labels): soft labels from rater-weighted votes, the fold splitter, the two-stage combiner,
-the losses and the ``python -m helpers.train_text`` entry point."""
+the losses and the ``python -m helpers.cli.train_text`` entry point."""
 import json
 import subprocess
 import sys
@@ -10,8 +10,8 @@ import pytest
 import torch
 from torch import nn
 
-from helpers import korean_emotion as ke
-from helpers import soft_labels as sl
+from helpers.text import korean_emotion as ke
+from helpers.text import soft_labels as sl
 
 # --------------------------------------------------------------------------- soft labels
 
@@ -89,7 +89,7 @@ def test_kemdy20_loader_reads_the_annotation_format(tmp_path):
 
 
 def test_kemdy20_absent_raises_data_not_found(tmp_path, monkeypatch):
-    from helpers.data import DataNotFoundError
+    from helpers.core.data import DataNotFoundError
 
     monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path / "cache"))
@@ -107,13 +107,13 @@ def ko_frame():
 
     if not os.environ.get("COURSE_DATA_DIR") or not Path(os.environ["COURSE_DATA_DIR"]).is_dir():
         pytest.skip("needs the data mirror (COURSE_DATA_DIR)")
-    from helpers.data import load_ko_single_turn_emotion
+    from helpers.core.data import load_ko_single_turn_emotion
 
     return load_ko_single_turn_emotion()
 
 
 def test_holdout_is_the_split_notebook_04_kept_from_its_tokenizer(ko_frame):
-    from helpers.data import stratified_split
+    from helpers.core.data import stratified_split
 
     pool, test = ke.holdout_split(ko_frame, seed=42)
     assert len(test) == 3860 and len(pool) + len(test) == len(ko_frame)
@@ -199,7 +199,7 @@ def test_two_stage_tfidf_fold_runs_in_process(ko_frame):
 
 
 def test_tiny_roberta_fold_runs_in_process(tmp_path, ko_frame):
-    from helpers.subword import train_subword_tokenizer
+    from helpers.text.subword import train_subword_tokenizer
 
     tok = train_subword_tokenizer(ko_frame["text"].iloc[::50].tolist(), "wordpiece", vocab_size=300)
     cfg = ke.FoldConfig(model="roberta", init="random", loss="weighted", fold=0, n_folds=3, limit=120, epochs=1,
@@ -212,7 +212,7 @@ def test_tiny_roberta_fold_runs_in_process(tmp_path, ko_frame):
 
 def test_cli_runs_one_fold_and_writes_metrics_json(tmp_path, ko_frame):
     out = tmp_path / "fold0.json"
-    cmd = [sys.executable, "-m", "helpers.train_text", "--fold", "0", "--n-folds", "3", "--limit", "150",
+    cmd = [sys.executable, "-m", "helpers.cli.train_text", "--fold", "0", "--n-folds", "3", "--limit", "150",
            "--model", "tfidf", "--scheme", "two-stage", "--out", str(out), "--no-progress", "--device", "cpu"]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -226,7 +226,7 @@ def test_cli_runs_one_fold_and_writes_metrics_json(tmp_path, ko_frame):
 
 
 def test_cli_rejects_a_fold_outside_the_range(capsys):
-    from helpers.train_text import main
+    from helpers.cli.train_text import main
 
     assert main(["--fold", "3", "--n-folds", "3"]) == 2
     assert "fold must be in 0..2" in capsys.readouterr().err

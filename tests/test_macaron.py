@@ -1,15 +1,15 @@
-"""helpers.macaron: the conv-attention head's shapes and masking, the macaron layer order, learning, saving, bad configs."""
+"""helpers.text.macaron: the conv-attention head's shapes and masking, the macaron layer order, learning, saving, bad configs."""
 import json
 
 import pytest
 import torch
 
-from helpers.macaron import (
+from helpers.text.macaron import (
     AttentionPooling, ConvAttentionHead, MacaronClassifier, MacaronConfig, MacaronConfigError, layer_order,
     lengths_to_mask, load_macaron, save_macaron,
 )
-from helpers.text import make_loader, pad_batch
-from helpers.train import fit
+from helpers.text.pipeline import make_loader, pad_batch
+from helpers.core.training import fit
 
 TINY = dict(vocab_size=30, num_classes=3, pad_id=0, max_len=16, dim=16, depth=2, heads=2, conv_channels=8,
             attn_dim=8, dropout=0.0)

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from helpers.metrics import classification_metrics, classification_report, confusion_matrix, mean_std
+from helpers.core.metrics import classification_metrics, classification_report, confusion_matrix, mean_std
 
 
 @pytest.mark.parametrize("seed", range(5))

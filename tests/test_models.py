@@ -1,12 +1,12 @@
-"""helpers.models: packed vs unpacked final states, pooling, and the save/load round trip of a text classifier."""
+"""helpers.text.lstm: packed vs unpacked final states, pooling, and the save/load round trip of a text classifier."""
 import json
 
 import pytest
 import torch
 
-from helpers.models import LSTMClassifier, TextClassifier, load_text_classifier, save_text_classifier
-from helpers.text import Vocab, basic_english, make_loader, pad_batch
-from helpers.train import fit, predict_logits
+from helpers.text.lstm import LSTMClassifier, TextClassifier, load_text_classifier, save_text_classifier
+from helpers.text.pipeline import Vocab, basic_english, make_loader, pad_batch
+from helpers.core.training import fit, predict_logits
 
 LABELS = ["sad", "happy"]
 

@@ -7,7 +7,7 @@ import json
 import nbformat
 import pytest
 
-from helpers import run
+from helpers.core import run
 
 NOTEBOOKS = run.discover()
 
@@ -45,7 +45,7 @@ def test_published_notebook_carries_its_full_run(path):
     nb = nbformat.read(path, as_version=4)
     code = [c for c in nb.cells if c.cell_type == "code"]
     injected = [c for c in code if "injected-parameters" in c.metadata.get("tags", [])]
-    assert injected and 'profile = "full"' in injected[0].source, "publish with: python -m helpers.run --profile full --publish"
+    assert injected and 'profile = "full"' in injected[0].source, "publish with: python -m helpers.core.run --profile full --publish"
     assert "nbval-skip" in injected[0].metadata["tags"]
     assert not any(o.get("output_type") == "error" for c in code for o in c.outputs)
     draws = any("plt." in c.source or "plot_" in c.source for c in code)

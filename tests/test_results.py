@@ -3,7 +3,7 @@ import math
 
 import pytest
 
-from helpers import results
+from helpers.core import results
 
 
 def test_record_results_writes_expected_json(tmp_path, monkeypatch):

@@ -25,16 +25,16 @@ import soundfile as sf
 import torch
 
 import helpers
-from helpers import evaluate
-from helpers.audio import AudioError, RejectedClipsWarning, extract_features, load_audio
-from helpers.audio_models import SpeechCNN, load_speech_cnn, save_speech_cnn
-from helpers.data import DataNotFoundError, load_emotion_en, load_nsmc, load_ravdess, stratified_split
-from helpers.download import (
+from helpers.cli import evaluate
+from helpers.audio.features import AudioError, RejectedClipsWarning, extract_features, load_audio
+from helpers.audio.cnn import SpeechCNN, load_speech_cnn, save_speech_cnn
+from helpers.core.data import DataNotFoundError, load_emotion_en, load_nsmc, load_ravdess, stratified_split
+from helpers.core.download import (
     ChecksumError, UnsafeArchiveError, atomic_folder, atomic_write_bytes, safe_extract_zip,
 )
-from helpers.metrics import classification_metrics
-from helpers.models import LSTMClassifier, TextClassifier, load_text_classifier, save_text_classifier
-from helpers.text import Vocab, basic_english, encode_texts, get_tokenizer, whitespace
+from helpers.core.metrics import classification_metrics
+from helpers.text.lstm import LSTMClassifier, TextClassifier, load_text_classifier, save_text_classifier
+from helpers.text.pipeline import Vocab, basic_english, encode_texts, get_tokenizer, whitespace
 
 HELPERS_DIR = Path(helpers.__file__).resolve().parent
 SR = 16_000
@@ -82,7 +82,7 @@ def tiny_bert():
     """A 1-layer random BERT with the packaged MiniLM tokenizer: the real transformers code path, in a moment."""
     from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
-    from helpers.transformer import offline_model_dir
+    from helpers.text.hf_finetune import offline_model_dir
 
     tokenizer = AutoTokenizer.from_pretrained(str(offline_model_dir()))
     torch.manual_seed(0)
@@ -93,7 +93,7 @@ def tiny_bert():
 
 @pytest.fixture(scope="module")
 def text_entry_points(vocab, lstm_classifier, tiny_bert):
-    from helpers.transformer import EmotionClassifier
+    from helpers.text.hf_finetune import EmotionClassifier
 
     points = {
         "basic_english": basic_english,
@@ -235,8 +235,8 @@ def test_extract_features_with_nothing_usable(clips):
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory, vocab, lstm_classifier, tiny_bert) -> dict[str, Path]:
     """One saved folder of every kind, and folders that are not models."""
-    from helpers.subword import save_tokenizer
-    from helpers.transformer import save_classifier
+    from helpers.text.subword import save_tokenizer
+    from helpers.text.hf_finetune import save_classifier
 
     root = tmp_path_factory.mktemp("models")
     torch.manual_seed(0)
@@ -274,13 +274,13 @@ def _tiny_wav2vec2(folder: Path) -> Path:
 
 
 def _load_transformer(folder):
-    from helpers.transformer import EmotionClassifier
+    from helpers.text.hf_finetune import EmotionClassifier
 
     return EmotionClassifier.from_folder(folder)
 
 
 def _load_pretrained(folder):
-    from helpers.transformer import load_classifier
+    from helpers.text.hf_finetune import load_classifier
 
     return load_classifier(str(folder), num_labels=2)
 
@@ -313,7 +313,7 @@ def test_loaders_refuse_folders_of_another_kind(folders, loader_name, folder_kin
 
 
 def test_save_with_bad_arguments_writes_nothing(tmp_path, vocab, lstm_classifier, tiny_bert):
-    from helpers.transformer import save_classifier
+    from helpers.text.hf_finetune import save_classifier
 
     clear_error(lambda: save_text_classifier(tmp_path / "a", lstm_classifier.model, vocab, {}, ["only-one"], "basic_english"),
                 ValueError, "1 label names")
@@ -377,7 +377,7 @@ def test_course_checkpoints_are_read_as_plain_weights(folders, tmp_path, kind):
 def test_transformers_folders_never_run_code(folders, tmp_path):
     import shutil
 
-    from helpers.transformer import load_saved_classifier
+    from helpers.text.hf_finetune import load_saved_classifier
 
     marker = tmp_path / "code-ran"
     pickled = shutil.copytree(folders["transformer"], tmp_path / "pickled")
@@ -494,7 +494,7 @@ def test_data_loaders_with_a_bad_mirror(tmp_path, monkeypatch, name):
 
 @pytest.mark.parametrize("labels", [[0, float("nan")], [0, None], ["joy", "sad"]], ids=["nan", "none", "names"])
 def test_label_ids_that_are_not_ids(labels, tiny_bert):
-    from helpers.transformer import TokenizedTexts
+    from helpers.text.hf_finetune import TokenizedTexts
 
     clear_error(lambda: TokenizedTexts(["good", "bad"], labels, tiny_bert[1]), ValueError, "integer class ids")
     clear_error(lambda: classification_metrics(labels, [0, 1]), ValueError, "NaN|integer class ids")
@@ -603,12 +603,12 @@ def test_atomic_writes_get_the_usual_file_mode(tmp_path):
 
 
 def test_korean_models_load_without_importing_helpers_korean(tmp_path):
-    """A fresh interpreter saves and reloads a ko-* model; helpers.korean is imported by get_tokenizer itself."""
+    """A fresh interpreter saves and reloads a ko-* model; helpers.text.korean is imported by get_tokenizer itself."""
     script = f"""
 import sys
-from helpers.models import LSTMClassifier, load_text_classifier, save_text_classifier
-from helpers.text import Vocab, get_tokenizer
-assert "helpers.korean" not in sys.modules
+from helpers.text.lstm import LSTMClassifier, load_text_classifier, save_text_classifier
+from helpers.text.pipeline import Vocab, get_tokenizer
+assert "helpers.text.korean" not in sys.modules
 tokens = get_tokenizer("ko-whitespace")("영화가 정말 좋아요")
 vocab = Vocab.build([tokens])
 model = LSTMClassifier(len(vocab), 2, embed_dim=4, hidden_dim=4, pad_id=vocab.pad_id)
@@ -617,8 +617,8 @@ save_text_classifier({str(tmp_path / 'ko')!r}, model, vocab, {{}}, ["neg", "pos"
     subprocess.run([sys.executable, "-c", script], check=True, cwd=tmp_path, env={**os.environ, "OMP_NUM_THREADS": "1"})
     check = f"""
 import sys
-from helpers.models import load_text_classifier
-assert "helpers.korean" not in sys.modules
+from helpers.text.lstm import load_text_classifier
+assert "helpers.text.korean" not in sys.modules
 print(load_text_classifier({str(tmp_path / 'ko')!r}).predict("영화가 좋아요")[0]["label"])
 """
     out = subprocess.run([sys.executable, "-c", check], check=True, cwd=tmp_path, capture_output=True, text=True,

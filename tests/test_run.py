@@ -4,7 +4,7 @@ import json
 import nbformat
 from nbformat.v4 import new_code_cell, new_notebook
 
-from helpers import run
+from helpers.core import run
 
 
 def _notebook(path, body):

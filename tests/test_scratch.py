@@ -1,10 +1,10 @@
-"""The hand-written recurrent cells of helpers.scratch agree with PyTorch's own modules."""
+"""The hand-written recurrent cells of helpers.text.rnn_cells agree with PyTorch's own modules."""
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from helpers.scratch import (
+from helpers.text.rnn_cells import (
     ScratchGRUCell, ScratchLSTMCell, ScratchRNNCell, draw_lstm_cell, from_torch, grad_ratio_first_last,
     hidden_grad_norms, scratch_rnn,
 )

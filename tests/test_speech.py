@@ -1,14 +1,14 @@
-"""helpers.speech: notebook 08's speaker splits, feature loading, training, prediction and embeddings."""
+"""helpers.audio.cnn_recipe: notebook 08's speaker splits, feature loading, training, prediction and embeddings."""
 import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
 import torch
 
-from helpers.audio import FeatureSet
-from helpers.audio_models import SpeechCNN
-from helpers.data import speaker_folds
-from helpers.speech import (
+from helpers.audio.features import FeatureSet
+from helpers.audio.cnn import SpeechCNN
+from helpers.core.data import speaker_folds
+from helpers.audio.cnn_recipe import (
     SpeechCNNRecipe, SpeechFeatures, SpeechSetupError, embed_speech, load_speech_features, predict_speech,
     speaker_splits, train_speech_cnn,
 )
@@ -64,7 +64,7 @@ def test_speaker_splits_reject_unusable_frames():
 
 
 def test_speaker_splits_on_ravdess(mirror):
-    from helpers.data import load_ravdess
+    from helpers.core.data import load_ravdess
 
     data = load_ravdess()
     splits = speaker_splits(data)

@@ -1,6 +1,6 @@
 import pytest
 
-from helpers import subword
+from helpers.text import subword
 
 CORPUS = ["영화가 정말 재밌었어요", "영화는 지루했다", "배우 연기가 좋았다", "the movie was fun", "재밌는 영화였다"] * 20
 

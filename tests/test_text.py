@@ -1,10 +1,10 @@
-"""helpers.text: the hand-written torchtext replacement (tokeniser, vocabulary, padding, bucketing, loaders)."""
+"""helpers.text.pipeline: the hand-written torchtext replacement (tokeniser, vocabulary, padding, bucketing, loaders)."""
 import json
 
 import pytest
 import torch
 
-from helpers.text import (
+from helpers.text.pipeline import (
     TOKENIZERS, BucketBatchSampler, Vocab, basic_english, encode_texts, get_tokenizer, make_loader, pad_batch,
     register_tokenizer,
 )

@@ -3,7 +3,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 import helpers
-from helpers.train import evaluate, fit
+from helpers.core.training import evaluate, fit
 
 
 def _blobs(n=240, seed=0):

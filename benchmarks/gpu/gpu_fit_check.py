@@ -1,12 +1,12 @@
-"""GPU smoke check of the notebooks' training loop (helpers.train.fit) with mixed precision on CUDA."""
+"""GPU smoke check of the notebooks' training loop (helpers.core.training.fit) with mixed precision on CUDA."""
 import json, os, sys, time
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 import helpers
-from helpers.train import fit, predict_logits
-from helpers.models import LSTMClassifier
-from helpers.text import Vocab, basic_english, encode_texts, make_loader
-from helpers.data import load_emotion_en
+from helpers.core.training import fit, predict_logits
+from helpers.text.lstm import LSTMClassifier
+from helpers.text.pipeline import Vocab, basic_english, encode_texts, make_loader
+from helpers.core.data import load_emotion_en
 
 out = {}
 device = helpers.get_device()

