@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]  # helpers/core/env.py → the repository
 
 
 def in_colab() -> bool:
