@@ -1,12 +1,79 @@
 """Plots the notebooks share: training curves, confusion matrices, label and length distributions."""
 from __future__ import annotations
 
+import importlib.util
+import warnings
+from pathlib import Path
 from typing import Sequence
 
+import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib import font_manager
+
+#: Font families with Hangul, in the order ``use_korean_font`` tries them among the fonts installed on the system.
+KOREAN_FONT_FAMILIES = (
+    "NanumGothic", "NanumBarunGothic", "Noto Sans CJK KR", "Noto Sans KR", "Source Han Sans KR", "UnDotum",
+    "Malgun Gothic", "AppleGothic", "Apple SD Gothic Neo",
+)
+_warned_no_korean_font = False
+
+
+def _packaged_nanum_font() -> Path | None:
+    """NanumGothic.ttf shipped inside the ``koreanize-matplotlib`` package, found without importing it.
+
+    Importing ``koreanize_matplotlib`` changes the global font on import and needs ``distutils`` (gone in Python 3.12),
+    so only its font file is used.
+    """
+    try:
+        spec = importlib.util.find_spec("koreanize_matplotlib")
+    except (ImportError, ValueError):
+        return None
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        path = Path(folder) / "fonts" / "NanumGothic.ttf"
+        if path.is_file():
+            return path
+    return None
+
+
+def find_korean_font() -> str | None:
+    """The family name of a font with Hangul: koreanize-matplotlib's NanumGothic, else one on the system, else None."""
+    packaged = _packaged_nanum_font()
+    if packaged is not None:
+        font_manager.fontManager.addfont(str(packaged))
+        return font_manager.FontProperties(fname=str(packaged)).get_name()
+    installed = {font.name for font in font_manager.fontManager.ttflist}
+    for family in KOREAN_FONT_FAMILIES:
+        if family in installed:
+            return family
+    return None
+
+
+def use_korean_font() -> str | None:
+    """Make matplotlib draw Hangul (plot labels in Korean); returns the font family used, or None.
+
+    Uses the NanumGothic font of ``koreanize-matplotlib`` (in requirements.txt) or a Korean font installed on the
+    system (``apt-get install fonts-nanum``). The Korean font goes first in the sans-serif list and DejaVu Sans
+    stays behind it, so glyphs it lacks (the minus sign, Latin symbols) still come from DejaVu Sans. Without any
+    Korean font it warns once and changes nothing: Hangul then shows as empty boxes.
+    """
+    global _warned_no_korean_font
+    family = find_korean_font()
+    if family is None:
+        if not _warned_no_korean_font:
+            warnings.warn(
+                "no font with Hangul found: Korean plot labels will show as boxes "
+                "(pip install koreanize-matplotlib==0.1.1, or apt-get install fonts-nanum and restart the kernel)",
+                stacklevel=2,
+            )
+            _warned_no_korean_font = True
+        return None
+    rest = [name for name in matplotlib.rcParams["font.sans-serif"] if name != family]
+    matplotlib.rcParams["font.sans-serif"] = [family, *rest]
+    matplotlib.rcParams["font.family"] = [family, "DejaVu Sans"]  # a list: matplotlib falls back glyph by glyph
+    return family
 
 
 def plot_history(history, title: str = "", ax=None):
