@@ -22,7 +22,7 @@ def test_notebook_structure(path):
     nb = nbformat.read(path, as_version=4)
     params = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
     assert len(params) == 1, "exactly one cell tagged 'parameters'"
-    assert 'profile = "quick"' in params[0].source and "seed =" in params[0].source
+    assert 'profile = "auto"' in params[0].source and "seed =" in params[0].source
     first = nb.cells[0].source
     assert nb.cells[0].cell_type == "markdown" and "colab-badge" in first and "| # |" in first, "title, badge, goals table"
     assert any(c.cell_type == "markdown" and "Exercises" in c.source for c in nb.cells[-3:]), "exercises at the end"
@@ -44,9 +44,7 @@ def test_published_notebook_carries_its_full_run(path):
     """The committed notebook shows the outputs of a full run: results, and the plots it draws."""
     nb = nbformat.read(path, as_version=4)
     code = [c for c in nb.cells if c.cell_type == "code"]
-    injected = [c for c in code if "injected-parameters" in c.metadata.get("tags", [])]
-    assert injected and 'profile = "full"' in injected[0].source, "publish with: python -m helpers.core.run --profile full --publish"
-    assert "nbval-skip" in injected[0].metadata["tags"]
+    assert nb.metadata.get("course", {}).get("profile") == "full", "publish with: python -m helpers.core.run --profile full --publish"
     assert not any(o.get("output_type") == "error" for c in code for o in c.outputs)
     draws = any("plt." in c.source or "plot_" in c.source for c in code)
     images = sum("image/png" in o.get("data", {}) for c in code for o in c.outputs)

@@ -18,6 +18,34 @@ def in_colab() -> bool:
     return "google.colab" in sys.modules or "COLAB_RELEASE_TAG" in os.environ
 
 
+PROFILES = ("quick", "full")
+
+
+def resolve_profile(profile: str = "auto", verbose: bool = True) -> str:
+    """The run profile a notebook uses: ``"auto"`` is ``"full"`` on a CUDA GPU and ``"quick"`` otherwise.
+
+    ``"quick"`` and ``"full"`` are returned as they are; anything else is refused with one line. With ``verbose``
+    the choice is printed in one line, so a notebook's output says which profile produced it.
+    """
+    if not isinstance(profile, str) or profile.strip().lower() not in ("auto", *PROFILES):
+        raise ValueError(f"profile must be \"auto\", \"quick\" or \"full\", got {profile!r}")
+    profile = profile.strip().lower()
+    if profile == "auto":
+        try:
+            import torch
+
+            gpu = torch.cuda.is_available()
+        except ImportError:
+            gpu = False
+        resolved = "full" if gpu else "quick"
+        why = "auto: a CUDA GPU is present" if gpu else "auto: no CUDA GPU, so the quick profile"
+    else:
+        resolved, why = profile, "as set in the parameters cell"
+    if verbose:
+        print(f"profile: {resolved} ({why})")
+    return resolved
+
+
 def seed_everything(seed: int, deterministic: bool = True) -> None:
     """Seed Python, NumPy and PyTorch (CPU and CUDA) and ask torch for deterministic kernels.
 

@@ -12,6 +12,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
+import site
+import sysconfig
 import shutil
 import subprocess
 import sys
@@ -128,23 +131,161 @@ def write_summary(runs: list[NotebookRun], out_dir: Path, profile: str) -> None:
     (out_dir / "summary.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
+# ----------------------------------------------------------------------------- what a published notebook looks like
+
+COLAB_SETUP_TAG = "colab-setup"
+RUN_NOTE_TAG = "published-run-note"
+COURSE_REPO_URL = "https://github.com/emotion-course/emotion-course"
+
+#: The first code cell of every notebook (identical everywhere; tests/test_colab.py runs it in a simulated Colab).
+COLAB_SETUP_SOURCE = f"""\
+# Colab setup (does nothing outside Colab): fetch the course, make `helpers` importable without a restart, install
+# what Colab lacks (Colab's own torch with CUDA is kept) and a Java runtime for the Okt tokenizer. Safe to run again.
+import os
+import sys
+
+if "google.colab" in sys.modules:
+    import importlib
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    COURSE_REPO_URL = os.environ.get("COURSE_REPO_URL", "{COURSE_REPO_URL}")
+    COURSE_REPO_REF = os.environ.get("COURSE_REPO_REF", "main")  # a branch or a tag
+    course_dir = Path(os.environ.get("COURSE_DIR", "/content/emotion-course"))
+    if (course_dir / ".git").is_dir():  # a rerun: bring the clone up to date, keep going if offline
+        subprocess.run(["git", "-C", str(course_dir), "pull", "-q", "--ff-only"], check=False)
+    else:
+        subprocess.run(["git", "clone", "-q", "--depth", "1", "--branch", COURSE_REPO_REF, COURSE_REPO_URL,
+                        str(course_dir)], check=True)
+    if str(course_dir) not in sys.path:
+        sys.path.insert(0, str(course_dir))  # `import helpers` from the clone: no install, no restart
+    os.chdir(course_dir / "notebooks")  # relative paths (../models, ../results) as in the repository
+    requirements = course_dir / "requirements-colab.txt"
+    stamp = course_dir / ".git" / "colab-installed.txt"  # what was installed last time: skip pip when unchanged
+    if os.environ.get("COURSE_SKIP_PIP") == "1":
+        print("pip install skipped (COURSE_SKIP_PIP=1)")
+    elif not stamp.exists() or stamp.read_text() != requirements.read_text():
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-r", str(requirements)], check=True)
+        stamp.write_text(requirements.read_text())
+        importlib.invalidate_caches()  # packages installed just now become importable in this kernel
+    if shutil.which("java") is None and shutil.which("apt-get") and os.environ.get("COURSE_SKIP_APT") != "1":
+        jdk = ["apt-get", "install", "-y", "-qq", "openjdk-17-jre-headless"]
+        if subprocess.run(jdk, capture_output=True).returncode != 0:
+            subprocess.run(["apt-get", "update", "-qq"], capture_output=True)
+            subprocess.run(jdk, capture_output=True)
+    java_ok = shutil.which("java") is not None and subprocess.run(["java", "-version"], capture_output=True).returncode == 0
+    print(f"course: {{course_dir}} ({{COURSE_REPO_REF}}), working directory {{Path.cwd()}}; "
+          + ("Java found, the Okt tokenizer works" if java_ok
+             else "no Java runtime: the Okt tokenizer cannot start (notebook 03: drop \\"okt\\" from tokenizer_names)"))"""
+
+
+def format_duration(seconds: float) -> str:
+    """``33 s``, ``15 min``, ``1 h 5 min``: a wall time as a reader says it."""
+    seconds = float(seconds)
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    minutes = round(seconds / 60)
+    return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60} min"
+
+
+def run_note_source(course: dict) -> str:
+    """The markdown line near the top of a published notebook, from its ``metadata.course``."""
+    when = f"{course.get('hardware', 'an unrecorded machine')}, {course.get('date', 'an unrecorded date')}"
+    took = format_duration(course["wall_time_s"]) if course.get("wall_time_s") is not None else "wall time not recorded"
+    profile = course.get("profile", "full")
+    return (f"*The outputs shown are from the `{profile}` profile run on {when}, {took}; \"Run all\" runs the profile "
+            f"in the parameters cell (`\"auto\"`: `full` on a CUDA GPU, `quick` otherwise).*  \n"
+            f"*아래 출력은 {course.get('date', '기록되지 않은 날짜')}에 {course.get('hardware', '기록되지 않은 기기')}에서 "
+            f"`{profile}` 프로필로 실행한 결과입니다(실행 시간 {took}). \"모두 실행\"(Run all)은 매개변수 셀에 적힌 "
+            f"프로필로 실행합니다.*")
+
+
+def _machine_prefixes(out_dir: Path | None) -> list[tuple[str, str]]:
+    """(absolute prefix, replacement) pairs, longest first: the run folder, site-packages, the repository, home."""
+    pairs = []
+    if out_dir is not None:
+        out_dir = Path(out_dir)
+        pairs.append((str(out_dir / "results") + os.sep, "results/"))  # publish copies the results there
+        try:
+            pairs.append((str(out_dir) + os.sep, out_dir.resolve().relative_to(REPO_ROOT).as_posix() + "/"))
+        except ValueError:
+            pairs.append((str(out_dir) + os.sep, ""))
+    packages = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"], *site.getsitepackages()}
+    pairs += [(p.rstrip(os.sep) + os.sep, "site-packages/") for p in packages if p]
+    pairs.append((str(REPO_ROOT) + os.sep, ""))
+    pairs.append((str(REPO_ROOT), "."))
+    pairs.append((str(Path.home()) + os.sep, "~/"))
+    return sorted(pairs, key=lambda pair: -len(pair[0]))
+
+
+def strip_machine_paths(text: str, out_dir: Path | None = None) -> str:
+    """``text`` with this machine's absolute paths (run folder, site-packages, repository, home) made relative."""
+    for prefix, replacement in _machine_prefixes(out_dir):
+        if prefix in text:
+            text = text.replace(prefix, replacement)
+    return text
+
+
+def _strip_in(value, out_dir: Path | None):
+    if isinstance(value, str):
+        return strip_machine_paths(value, out_dir)
+    if isinstance(value, list):
+        return [_strip_in(v, out_dir) for v in value]
+    if isinstance(value, dict):
+        return type(value)({k: _strip_in(v, out_dir) for k, v in value.items()})  # keeps a NotebookNode one
+    return value
+
+
+def prepare_published(nb, result: dict | None, out_dir: Path | None = None):
+    """Turn an executed notebook into what is committed (in place; returns ``nb``).
+
+    Drops papermill's injected-parameters cell (the parameters cell is what "Run all" uses), records the run's
+    profile, hardware, date and wall time in ``metadata.course`` and writes them into the note near the top
+    (a markdown cell tagged ``published-run-note``), drops papermill's machine paths (``input_path``,
+    ``output_path``) and makes every absolute path of this machine in outputs and metadata relative.
+    """
+    nb.cells = [c for c in nb.cells if "injected-parameters" not in c.metadata.get("tags", [])]
+    papermill = nb.metadata.get("papermill")
+    if papermill is not None:
+        for key in ("input_path", "output_path"):
+            papermill.pop(key, None)
+    if result:
+        nb.metadata["course"] = {key: result.get(key) for key in ("profile", "hardware", "date", "wall_time_s")}
+    course = nb.metadata.get("course")
+    if course:
+        notes = [c for c in nb.cells if RUN_NOTE_TAG in c.metadata.get("tags", [])]
+        if notes:
+            notes[0].source = run_note_source(course)
+        else:
+            cell = nbformat.v4.new_markdown_cell(run_note_source(course))
+            cell.metadata["tags"] = [RUN_NOTE_TAG]
+            if nb.nbformat_minor < 5:  # cell ids exist from nbformat 4.5 on
+                cell.pop("id", None)
+            nb.cells.insert(1, cell)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs = [_strip_in(o, out_dir) for o in cell.outputs]
+    nb.metadata = _strip_in(nb.metadata, out_dir)
+    return nb
+
+
 def publish(runs: list[NotebookRun], out_dir: Path) -> None:
     """Copy successful ``full`` runs back into the repository: notebooks, results JSON, README table.
 
-    Papermill's injected-parameters cell is tagged ``nbval-skip``, so nbval re-runs a published notebook
-    with its default (``quick``) parameters and checks only the cells whose output does not depend on the profile.
+    The notebooks go through :func:`prepare_published`: no injected-parameters cell (a student's "Run all" runs the
+    parameters cell, ``profile = "auto"``; nbval re-runs them the same way), the run recorded in ``metadata.course``
+    and in the note near the top, no absolute path of this machine.
     """
     PUBLISHED_DIR.mkdir(exist_ok=True)
     for run in runs:
         if run.status != "ok":
             continue
         nb = nbformat.read(out_dir / f"{run.notebook}.ipynb", as_version=4)
-        for cell in nb.cells:
-            tags = cell.metadata.get("tags", [])
-            if "injected-parameters" in tags and "nbval-skip" not in tags:
-                cell.metadata["tags"] = [*tags, "nbval-skip"]
-        nbformat.write(nb, NOTEBOOK_DIR / f"{run.notebook}.ipynb")
         result = out_dir / "results" / f"{run.notebook}.json"
+        payload = json.loads(result.read_text(encoding="utf-8")) if result.exists() else None
+        prepare_published(nb, payload, out_dir)
+        nbformat.write(nb, NOTEBOOK_DIR / f"{run.notebook}.ipynb")
         if result.exists():
             shutil.copyfile(result, PUBLISHED_DIR / result.name)
     if load_results():
