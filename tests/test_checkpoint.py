@@ -241,7 +241,7 @@ def write_ravdess(folder: Path, actors: int = 8, sr: int = 16000) -> Path:
 
 
 def test_an_interrupted_audio_run_resumes_to_the_same_weights(tmp_path, monkeypatch):
-    import helpers.cli.script_loop as loop
+    import helpers.core.training as loop
     from helpers.cli.evaluate import load_model
     from helpers.cli.train_audio import main as train_audio
 
@@ -253,7 +253,7 @@ def test_an_interrupted_audio_run_resumes_to_the_same_weights(tmp_path, monkeypa
     full, part = tmp_path / "full", tmp_path / "part"
     assert train_audio([*flags, "--output", str(full)]) == 0
 
-    calls, evaluate = [], loop.evaluate_sharded
+    calls, evaluate = [], loop.evaluate
 
     def interrupted(*args, **kwargs):  # Ctrl-C during the third epoch's validation
         calls.append(1)
@@ -261,10 +261,10 @@ def test_an_interrupted_audio_run_resumes_to_the_same_weights(tmp_path, monkeypa
             raise KeyboardInterrupt
         return evaluate(*args, **kwargs)
 
-    monkeypatch.setattr(loop, "evaluate_sharded", interrupted)
+    monkeypatch.setattr(loop, "evaluate", interrupted)
     with pytest.raises(KeyboardInterrupt):
         train_audio([*flags, "--output", str(part)])
-    monkeypatch.setattr(loop, "evaluate_sharded", evaluate)
+    monkeypatch.setattr(loop, "evaluate", evaluate)
     assert latest_checkpoint(part / "checkpoints").name == "epoch-0002.pt" and not (part / "model").exists()
     assert train_audio([*flags, "--output", str(part), "--resume"]) == 0
 

@@ -5,14 +5,13 @@ import subprocess
 import sys
 import textwrap
 
-import numpy as np
 import pytest
 import torch
 
 from helpers.core.distributed import DistContext, DistributedError, MixedPrecision, default_precision, init_distributed, shard
 from helpers.core.env import REPO_ROOT
 from helpers.core.metrics import classification_metrics
-from helpers.cli.script_loop import metrics_from_confusion, shuffled_batches
+from helpers.core.training import IndexBatches, ShardBatch, eval_batches, shuffled_batches
 
 from text_fixtures import write_text_data  # noqa: E402  (tests/ is on sys.path under pytest)
 
@@ -64,11 +63,22 @@ def test_global_batches_are_split_without_overlap_or_loss():
         assert max(map(len, parts)) - min(map(len, parts)) <= 1
 
 
-def test_metrics_from_a_summed_confusion_matrix_equal_the_direct_ones():
-    rng = np.random.default_rng(0)
-    y_true, y_pred = rng.integers(0, 4, 200), rng.integers(0, 4, 200)
-    halves = [np.bincount(t * 4 + p, minlength=16).reshape(4, 4) for t, p in ((y_true[::2], y_pred[::2]), (y_true[1::2], y_pred[1::2]))]
-    assert metrics_from_confusion(halves[0] + halves[1]) == pytest.approx(classification_metrics(y_true, y_pred, 4))
+def test_the_loaders_give_each_rank_its_share_of_the_same_batches():
+    batches = shuffled_batches(23, 5, seed=1)
+    data = list(range(100, 123))
+    seen = []
+    for rank in range(3):
+        loader = IndexBatches(data, batches, list, DistContext(rank=rank, world_size=3))
+        loader.set_epoch(1)
+        items = list(loader)
+        assert all(isinstance(b, ShardBatch) for b in items) and len(items) == len(batches(1)) == len(loader)
+        assert [b.global_size for b in items] == [len(b) for b in batches(1)]  # the last batch (3) still has one per rank
+        seen += [x for b in items for x in b.batch]
+        evaluated = [x for b in eval_batches(data, list, batch_size=4, ctx=DistContext(rank=rank, world_size=3)) for x in b]
+        assert evaluated == data[rank::3]
+    assert sorted(seen) == data
+    tiny = IndexBatches(data, lambda epoch: [[0, 1, 2, 3], [4]], list, DistContext(rank=0, world_size=2))
+    assert [b.batch for b in tiny] == [[100, 102]] and tiny.skipped == 1  # a batch of 1 cannot feed 2 ranks
 
 
 SPY = textwrap.dedent("""

@@ -1,55 +1,48 @@
-"""The training loop behind the command-line scripts: one process or several (DDP), resumable after a crash.
+"""The command-line side of training: what a script trains, its flags and its output folder.
 
 ``python -m helpers.cli.train_text lstm ...`` and ``python -m helpers.cli.train_audio ...`` describe what to train as a
 :class:`TrainingJob` (model, examples, batches, optimizer, how to save the final model) and hand it to
-:func:`run_training`, which
+:func:`run_training`, which runs the course's one training loop, :func:`helpers.core.training.fit`, with its
+script options on:
 
-- wraps the model in DistributedDataParallel when a launcher started several processes
-  (:mod:`helpers.core.distributed`), with mixed precision on CUDA;
-- splits every global batch across the ranks, so 1 and N processes take the same optimisation steps;
-- evaluates on the validation split after each epoch (metric sums all-reduced over the ranks), stops early on
-  ``patience`` and keeps the best epoch's weights, as :func:`helpers.core.training.fit` does in the notebooks;
-- writes, from rank 0 only, into ``--output``: ``checkpoints/epoch-NNNN.pt`` after every epoch
-  (:mod:`helpers.core.checkpoint`), ``metrics.json`` (per-epoch history, best validation and final test metrics),
-  ``train.log``, ``run_config.json`` (the settings, reusable with ``--config``) and at the end ``model/``, a
-  model folder in the course's format that ``python -m helpers.cli.evaluate --model OUTPUT/model`` reads;
-- with ``--resume`` continues from the newest checkpoint: weights, optimizer, scheduler, loss scaler, RNG
-  states of every rank, early-stopping counters and history, so the result equals an uninterrupted run.
+- DistributedDataParallel when a launcher started several processes (:mod:`helpers.core.distributed`), every
+  global batch split across the ranks (:class:`helpers.core.training.IndexBatches`), so 1 and N processes take the
+  same optimisation steps; mixed precision on CUDA;
+- validation after each epoch, early stopping on ``patience``, the best epoch's weights kept — the loop's defaults;
+- from rank 0 only, into ``--output``: ``checkpoints/epoch-NNNN.pt`` after every epoch (:mod:`helpers.core.checkpoint`),
+  ``metrics.json`` (per-epoch history, best validation and final test metrics), ``train.log``, ``run_config.json``
+  (the settings, reusable with ``--config``) and at the end ``model/``, a model folder in the course's format that
+  ``python -m helpers.cli.evaluate --model OUTPUT/model`` reads;
+- with ``--resume`` continues from the newest checkpoint (weights, optimizer, scheduler, loss scaler, RNG states of
+  every rank, early-stopping counters and history), so the result equals an uninterrupted run.
+
+This module holds only that glue: flags, ``--config`` files, the resume checks, the log and the output files.
 """
 from __future__ import annotations
 
 import argparse
-import contextlib
-import copy
 import json
 import logging
-import math
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
-from helpers.core.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint, restore, rng_state, save_checkpoint, set_rng_state
+from helpers.core.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint
 from helpers.core.distributed import (
-    PRECISIONS, DistContext, DistributedError, MixedPrecision, all_gather_objects, all_reduce_sum, broadcast_object,
-    default_precision, replica_difference, shard, unwrap, wrap_model,
+    PRECISIONS, DistContext, DistributedError, MixedPrecision, broadcast_object, default_precision, init_distributed,
+    replica_difference, shutdown,
 )
 from helpers.core.download import atomic_folder, atomic_write_bytes
-from helpers.core.metrics import classification_metrics
-from helpers.core.training import forward_batch
-
-MONITORS = ("val_loss", "val_accuracy", "val_macro_f1")
-
-
-class TrainingError(RuntimeError):
-    """A script run cannot start or continue (the message says what to change)."""
+from helpers.core.env import get_device, seed_everything
+from helpers.core.training import (
+    DEFAULT_MONITOR, MONITORS, SCHEDULER_STEPS, IndexBatches, TrainingError, eval_batches, evaluate, fit,
+    shuffled_batches,
+)
 
 
 @dataclass
@@ -60,7 +53,7 @@ class TrainingJob:
     - ``epoch_batches(e)`` lists the *global* batches (lists of indices into ``train_set``) of epoch ``e``
       (0-based); it must depend only on ``e`` and the seed, so every rank and a resumed run see the same ones.
     - ``make_optimizer(model)`` / ``make_scheduler(optimizer)`` (optional; stepped after every batch when
-      ``scheduler_step="batch"``, e.g. one-cycle, or once per epoch).
+      ``scheduler_step="batch"``, the loop's default, e.g. one-cycle; or once per epoch).
     - the loss is cross-entropy, with ``label_smoothing`` (also in the validation loss, as in ``fit``).
     - ``save_model(model, folder, summary)`` writes the final model in the course's folder format.
     - ``config``: the settings that define the run; a resumed run must have the same.
@@ -79,13 +72,13 @@ class TrainingJob:
     test_set: Sequence | None = None
     eval_collate: Callable[[list], tuple] | None = None
     make_scheduler: Callable[[torch.optim.Optimizer], Any] | None = None
-    scheduler_step: str = "epoch"
+    scheduler_step: str = "batch"
     label_smoothing: float = 0.0
     config: dict = field(default_factory=dict)
     generators: list[np.random.Generator] = field(default_factory=list)
 
     def __post_init__(self):
-        if self.scheduler_step not in ("batch", "epoch"):
+        if self.scheduler_step not in SCHEDULER_STEPS:
             raise TrainingError(f"scheduler_step must be 'batch' or 'epoch', not {self.scheduler_step!r}")
 
 
@@ -100,7 +93,7 @@ class LoopSettings:
     output: Path
     epochs: int
     patience: int | None = None
-    monitor: str = "val_macro_f1"
+    monitor: str = DEFAULT_MONITOR
     precision: str = "auto"
     clip_grad_norm: float | None = None
     resume: str | None = None
@@ -123,59 +116,6 @@ class LoopSettings:
             raise TrainingError(f"keep_checkpoints must be at least 1, got {self.keep_checkpoints}")
         if self.eval_batch_size < 1:
             raise TrainingError(f"eval_batch_size must be at least 1, got {self.eval_batch_size}")
-
-
-# --------------------------------------------------------------------------- batches and evaluation
-
-
-def shuffled_batches(n: int, batch_size: int, seed: int) -> Callable[[int], list[list[int]]]:
-    """``epoch_batches`` for plain shuffled batches: a permutation of ``range(n)`` fixed by ``(seed, epoch)``."""
-    if n < 1 or batch_size < 1:
-        raise ValueError(f"need n >= 1 and batch_size >= 1, got {n} and {batch_size}")
-
-    def batches(epoch: int) -> list[list[int]]:
-        order = np.random.default_rng([seed, epoch]).permutation(n).tolist()
-        return [order[i:i + batch_size] for i in range(0, n, batch_size)]
-
-    return batches
-
-
-def _move(batch, device: torch.device):
-    if isinstance(batch, dict):
-        return {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
-    return tuple(v.to(device) if torch.is_tensor(v) else v for v in batch)
-
-
-def metrics_from_confusion(cm: np.ndarray) -> dict[str, float]:
-    """:func:`helpers.core.metrics.classification_metrics` of the predictions a confusion matrix counts."""
-    cm = np.rint(np.asarray(cm)).astype(np.int64)
-    rows, cols = np.nonzero(cm)
-    counts = cm[rows, cols]
-    return classification_metrics(np.repeat(rows, counts), np.repeat(cols, counts), num_classes=cm.shape[0])
-
-
-@torch.no_grad()
-def evaluate_sharded(
-    model: nn.Module, examples: Sequence, collate: Callable, num_classes: int, ctx: DistContext,
-    batch_size: int = 256, precision: MixedPrecision | None = None, label_smoothing: float = 0.0,
-) -> dict[str, float]:
-    """Loss and classification metrics over ``examples``; each rank scores its share, the sums are all-reduced."""
-    model = unwrap(model)
-    model.eval()
-    indices = shard(range(len(examples)), ctx)
-    cm = torch.zeros(num_classes, num_classes, dtype=torch.float64)
-    loss_sum = 0.0
-    for start in range(0, len(indices), batch_size):
-        batch = _move(collate([examples[i] for i in indices[start:start + batch_size]]), ctx.device)
-        with precision.autocast() if precision is not None else contextlib.nullcontext():
-            logits, labels = forward_batch(model, batch)
-        loss_sum += float(F.cross_entropy(logits.float(), labels, reduction="sum", label_smoothing=label_smoothing))
-        pairs = (labels.cpu() * num_classes + logits.argmax(dim=1).cpu()).long()
-        cm += torch.bincount(pairs, minlength=num_classes * num_classes).reshape(num_classes, num_classes).double()
-    totals = all_reduce_sum(np.concatenate([[loss_sum], cm.numpy().ravel()]), ctx)
-    metrics = metrics_from_confusion(totals[1:].reshape(num_classes, num_classes))
-    metrics["loss"] = float(totals[0] / max(metrics["n"], 1))
-    return metrics
 
 
 # --------------------------------------------------------------------------- logging and files
@@ -259,47 +199,11 @@ def _load_resume_checkpoint(settings: LoopSettings, job: TrainingJob) -> dict | 
     return checkpoint
 
 
-# --------------------------------------------------------------------------- the loop
-
-
-def _train_epoch(model, job: TrainingJob, epoch: int, optimizer, scheduler, precision: MixedPrecision,
-                 settings: LoopSettings, ctx: DistContext) -> dict[str, float]:
-    model.train()
-    batches = job.epoch_batches(epoch - 1)
-    totals = torch.zeros(3, dtype=torch.float64, device=ctx.device)  # loss sum, correct, seen
-    skipped = 0
-    bar = tqdm(batches, desc=f"epoch {epoch}/{settings.epochs}", leave=False,
-               disable=not (settings.progress and ctx.is_main))
-    for global_batch in bar:
-        if len(global_batch) < ctx.world_size:  # a last batch too small to give every rank an example
-            skipped += len(global_batch)
-            continue
-        batch = _move(job.collate([job.train_set[i] for i in shard(global_batch, ctx)]), ctx.device)
-        optimizer.zero_grad(set_to_none=True)
-        with precision.autocast():
-            logits, labels = forward_batch(model, batch)
-        local_sum = F.cross_entropy(logits.float(), labels, reduction="sum", label_smoothing=job.label_smoothing)
-        # DDP averages the ranks' gradients: scaling by world_size / global size makes that the global mean
-        precision.step(local_sum * (ctx.world_size / len(global_batch)), optimizer, model.parameters(),
-                       settings.clip_grad_norm)
-        if scheduler is not None and job.scheduler_step == "batch":
-            scheduler.step()
-        totals += torch.stack([local_sum.detach().double(), (logits.argmax(dim=1) == labels).sum().double(),
-                               torch.tensor(float(len(labels)), dtype=torch.float64, device=ctx.device)])
-    loss_sum, correct, seen = all_reduce_sum(totals.cpu().numpy(), ctx)
-    if seen == 0:
-        raise TrainingError(f"epoch {epoch} had no training batch; the training set has {len(job.train_set)} examples")
-    return {"train_loss": float(loss_sum / seen), "train_accuracy": float(correct / seen), "skipped": skipped}
-
-
-def _score(metrics: dict, monitor: str) -> float:
-    return -metrics["loss"] if monitor == "val_loss" else metrics[monitor.removeprefix("val_")]
+# --------------------------------------------------------------------------- the run
 
 
 def run_training(job: TrainingJob, settings: LoopSettings, ctx: DistContext | None = None) -> dict[str, Any]:
     """Train ``job`` as ``settings`` say and return the content of ``metrics.json`` (on every rank)."""
-    from helpers.core.env import get_device
-
     ctx = ctx or DistContext(device=get_device())
     if ctx.is_main:
         settings.output.mkdir(parents=True, exist_ok=True)
@@ -312,97 +216,53 @@ def run_training(job: TrainingJob, settings: LoopSettings, ctx: DistContext | No
 
 def _run(job: TrainingJob, settings: LoopSettings, ctx: DistContext, logger: logging.Logger) -> dict[str, Any]:
     output = settings.output
-    precision = MixedPrecision(settings.precision, ctx.device)
     model = job.model.to(ctx.device)
     optimizer = job.make_optimizer(model)
     scheduler = job.make_scheduler(optimizer) if job.make_scheduler is not None else None
-    checkpoint = _on_main(lambda: _load_resume_checkpoint(settings, job), ctx)
-    state: dict[str, Any] = {"history": [], "best_score": None, "best_epoch": 0, "bad_epochs": 0,
-                             "stopped_early": False, "best_model": None, "best_validation": None, "resumed_at": []}
-    start_epoch = 1
-    if checkpoint is not None:
-        restore(checkpoint, model, optimizer, scheduler)
-        precision.load_state_dict(checkpoint.get("scaler"))
-        states = checkpoint.get("rng") or []
-        if states:
-            set_rng_state(states[ctx.rank] if len(states) == ctx.world_size else states[0], job.generators)
-        state.update(checkpoint["state"])
-        state["resumed_at"] = [*state.get("resumed_at", []), int(checkpoint["epoch"])]
-        start_epoch = int(checkpoint["epoch"]) + 1
+    checkpoint = _on_main(lambda: _load_resume_checkpoint(settings, job), ctx)  # read by rank 0, sent to all
     if ctx.is_main:
         _write_json(output / "run_config.json", settings.run_config or {"config": job.config})
+    mixed = MixedPrecision(settings.precision, ctx.device)  # what "auto" means on this device, for the log
+    precision = mixed.precision
     described = f"{ctx.world_size} process(es), {ctx.device}" + (f", backend {ctx.backend}" if ctx.backend else "")
-    logger.info(f"{job.name}: {len(job.train_set):,} training examples, {described}, precision {precision.precision}"
-                + (f" ({precision.note})" if precision.note else ""))
-    if checkpoint is not None:
-        logger.info(f"resumed from {checkpoint['path']} (epoch {checkpoint['epoch']} of {settings.epochs})")
-    model = wrap_model(model, ctx)
-    val_collate = job.eval_collate or job.collate
+    logger.info(f"{job.name}: {len(job.train_set):,} training examples, {described}, precision {precision}"
+                + (f" ({mixed.note})" if mixed.note else ""))
+    eval_collate = job.eval_collate or job.collate
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=job.label_smoothing)
     run_settings = {"epochs": settings.epochs, "patience": settings.patience, "monitor": settings.monitor,
-                    "precision": precision.precision, "world_size": ctx.world_size, "device": str(ctx.device),
+                    "precision": precision, "world_size": ctx.world_size, "device": str(ctx.device),
                     "backend": ctx.backend, "clip_grad_norm": settings.clip_grad_norm}
 
-    def payload(finished: bool, test: dict | None = None, replica_diff: float | None = None) -> dict:
-        return {"job": job.name, "config": job.config, "settings": run_settings, "history": state["history"],
-                "best_epoch": state["best_epoch"], "stopped_early": state["stopped_early"],
-                "validation": state["best_validation"], "test": test, "resumed_at": state["resumed_at"],
+    def payload(history, finished: bool, test: dict | None = None, replica_diff: float | None = None) -> dict:
+        return {"job": job.name, "config": job.config, "settings": run_settings, "history": history.rows(),
+                "best_epoch": history.best_epoch, "stopped_early": history.stopped_early,
+                "validation": history.best_validation, "test": test, "resumed_at": history.resumed_at,
                 "replica_max_abs_diff": replica_diff, "finished": finished}
 
-    for epoch in range(start_epoch, settings.epochs + 1):
-        if state["stopped_early"]:
-            break
-        started = time.perf_counter()
-        row: dict[str, Any] = {"epoch": epoch, **_train_epoch(model, job, epoch, optimizer, scheduler, precision, settings, ctx)}
-        if not math.isfinite(row["train_loss"]):
-            raise TrainingError(f"the training loss became {row['train_loss']} in epoch {epoch}; lower the learning "
-                                f"rate (or use --precision fp32). The checkpoints in {output / 'checkpoints'} are "
-                                "from before it")
-        if scheduler is not None and job.scheduler_step == "epoch":
-            scheduler.step()
-        if job.val_set is not None:
-            val = evaluate_sharded(model, job.val_set, val_collate, job.num_classes, ctx, settings.eval_batch_size, precision,
-                                   job.label_smoothing)
-            row.update(val_loss=val["loss"], val_accuracy=val["accuracy"], val_macro_f1=val["macro_f1"])
-            score = _score(val, settings.monitor)
-            if state["best_score"] is None or score > state["best_score"]:
-                state.update(best_score=score, best_epoch=epoch, bad_epochs=0, best_validation=val,
-                             best_model={k: v.detach().cpu().clone() for k, v in unwrap(model).state_dict().items()})
-            else:
-                state["bad_epochs"] += 1
-                if settings.patience is not None and state["bad_epochs"] >= settings.patience:
-                    state["stopped_early"] = True
-        else:
-            state["best_epoch"] = epoch
-        row["seconds"] = time.perf_counter() - started
-        state["history"].append(row)
-        rngs = all_gather_objects(rng_state(job.generators), ctx)
+    def after_epoch(epoch, history, path):
         if ctx.is_main:
-            path = save_checkpoint(output / "checkpoints", epoch, unwrap(model), optimizer, scheduler,
-                                   precision.state_dict(), job.config, copy.copy(state), rngs, keep=settings.keep_checkpoints)
-            _write_json(output / "metrics.json", payload(finished=False))
-            message = f"epoch {epoch}: train loss {row['train_loss']:.4f} acc {row['train_accuracy']:.4f}"
-            if job.val_set is not None:
-                message += f" | val loss {row['val_loss']:.4f} acc {row['val_accuracy']:.4f} macro-F1 {row['val_macro_f1']:.4f}"
-            logger.info(f"{message} | {row['seconds']:.1f} s → {path.name}")
-            if state["stopped_early"]:
-                logger.info(f"early stop: no better {settings.monitor} for {settings.patience} epochs "
-                            f"(best epoch {state['best_epoch']})")
+            _write_json(output / "metrics.json", payload(history, finished=False))
 
-    final = unwrap(model)
-    if state["best_model"] is not None:
-        final.load_state_dict(state["best_model"])
+    history = fit(
+        model, IndexBatches(job.train_set, job.epoch_batches, job.collate, ctx),
+        eval_batches(job.val_set, eval_collate, settings.eval_batch_size, ctx) if job.val_set is not None else None,
+        optimizer, settings.epochs, ctx.device, loss_fn=loss_fn, scheduler=scheduler, scheduler_step=job.scheduler_step,
+        clip_grad_norm=settings.clip_grad_norm, patience=settings.patience, monitor=settings.monitor,
+        progress=settings.progress, precision=precision, checkpoint_dir=output / "checkpoints",
+        keep_checkpoints=settings.keep_checkpoints, resume=checkpoint, config=job.config, generators=job.generators,
+        ctx=ctx, on_epoch_end=after_epoch, log=logger.info,
+    )
     test = None
     if job.test_set is not None:
-        test = evaluate_sharded(model, job.test_set, val_collate, job.num_classes, ctx, settings.eval_batch_size, precision,
-                                job.label_smoothing)
-    diff = replica_difference(model, ctx)
-    result = payload(finished=True, test=test, replica_diff=diff)
+        test = evaluate(model, eval_batches(job.test_set, eval_collate, settings.eval_batch_size, ctx), ctx.device,
+                        loss_fn, ctx)
+    result = payload(history, finished=True, test=test, replica_diff=replica_difference(model, ctx))
     if ctx.is_main:
         with atomic_folder(output / "model") as staging:
-            job.save_model(final, staging, result)
+            job.save_model(model, staging, result)
         _write_json(output / "metrics.json", result)
         if test is not None:
-            logger.info(f"test (best epoch {state['best_epoch']}): accuracy {test['accuracy']:.4f}, "
+            logger.info(f"test (best epoch {history.best_epoch}): accuracy {test['accuracy']:.4f}, "
                         f"macro-F1 {test['macro_f1']:.4f}")
         logger.info(f"model → {output / 'model'} (python -m helpers.cli.evaluate --model {output / 'model'} --data ...); "
                     f"metrics → {output / 'metrics.json'}")
@@ -413,7 +273,7 @@ def _run(job: TrainingJob, settings: LoopSettings, ctx: DistContext, logger: log
 
 
 def add_loop_arguments(parser: argparse.ArgumentParser, epochs: int, patience: int | None, default_output: Path | None,
-                       monitor: str = "val_macro_f1") -> None:
+                       monitor: str = DEFAULT_MONITOR) -> None:
     """The flags every training script shares (epochs, output, resume, precision, ...)."""
     parser.add_argument("--config", type=Path, default=None,
                         help="JSON file of settings (keys are the long flag names); flags given on the command line win")
@@ -484,9 +344,6 @@ SCRIPT_ERRORS = (TrainingError, CheckpointError, DistributedError, FileNotFoundE
 
 def run_script(build_job: Callable[[argparse.Namespace, DistContext], TrainingJob], args: argparse.Namespace) -> int:
     """Join the process group, seed, build the job, train; errors become one ``error: ...`` line and exit code 2."""
-    from helpers.core.distributed import init_distributed, shutdown
-    from helpers.core.env import seed_everything
-
     try:
         if args.threads:
             torch.set_num_threads(args.threads)
@@ -505,6 +362,5 @@ def run_script(build_job: Callable[[argparse.Namespace, DistContext], TrainingJo
 
 
 __all__ = [
-    "TrainingError", "TrainingJob", "LoopSettings", "run_training", "evaluate_sharded", "metrics_from_confusion",
-    "shuffled_batches", "add_loop_arguments", "parse_with_config", "settings_from_args", "run_script", "MONITORS",
+    "TrainingError", "TrainingJob", "LoopSettings", "run_training", "shuffled_batches", "add_loop_arguments", "parse_with_config", "settings_from_args", "run_script", "MONITORS",
 ]

@@ -133,7 +133,7 @@ def build_lstm_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=32, help="global batch size (split across the processes)")
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--weight-decay", type=float, default=0.0, help="> 0: AdamW instead of Adam")
-    add_loop_arguments(p, epochs=20, patience=3, default_output=None)
+    add_loop_arguments(p, epochs=20, patience=3, default_output=None, monitor="val_macro_f1")  # notebook 02's choice
     return p
 
 
