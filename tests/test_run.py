@@ -48,3 +48,39 @@ def test_publish_requires_full_profile(capsys):
     with pytest.raises(SystemExit):
         run.main(["--profile", "quick", "--publish"])
     assert "--publish only makes sense" in capsys.readouterr().err
+
+
+def test_out_inside_committed_folders_or_unwritable_is_refused(tmp_path, capsys):
+    import os
+    from pathlib import Path
+
+    import pytest
+
+    from helpers.core.env import REPO_ROOT
+
+    before = {p: p.stat().st_mtime_ns for p in (REPO_ROOT / "notebooks").glob("*.ipynb")}
+    for out in (REPO_ROOT, REPO_ROOT / "notebooks", REPO_ROOT / "results" / "sub", REPO_ROOT / "helpers",
+                REPO_ROOT / "tests", Path(os.path.relpath(REPO_ROOT / "notebooks"))):
+        assert run.main(["--out", str(out), "--only", "00"]) == 2, out
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and err.startswith("error: --out") and "overwrite committed" in err
+    assert not (REPO_ROOT / "results" / "sub").exists()
+    assert {p: p.stat().st_mtime_ns for p in (REPO_ROOT / "notebooks").glob("*.ipynb")} == before
+    a_file = tmp_path / "a_file"
+    a_file.write_text("mine")
+    assert run.main(["--out", str(a_file), "--only", "00"]) == 2
+    assert "is a file" in capsys.readouterr().err and a_file.read_text() == "mine"
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        if os.access(locked, os.W_OK):  # root writes anywhere: a folder under /proc stands in for read-only
+            locked = Path("/proc/course-run-out")
+        assert run.main(["--out", str(locked / "run"), "--only", "00"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "cannot be written" in err
+    finally:
+        (tmp_path / "locked").chmod(0o700)
+    # build/ is git-ignored: allowed (checked without running anything)
+    assert run.check_out_dir(REPO_ROOT / "build" / "test-out-allowed") == ""
+    (REPO_ROOT / "build" / "test-out-allowed").rmdir()

@@ -3,7 +3,8 @@
     python -m helpers.core.run [--profile quick|full] [--only 02 05] [--out DIR] [--publish]
 
 Each notebook runs in its own process (so one failure never stops the others, and its peak memory can be
-measured); the executed copies, ``summary.md`` and ``summary.json`` land in ``--out``. The exit code is 1 when
+measured); the executed copies, ``summary.md`` and ``summary.json`` land in ``--out`` (never the repository root
+or a folder with committed files, such as ``notebooks/`` or ``results/``: refused with exit code 2). The exit code is 1 when
 any notebook failed. ``--publish`` (``full`` profile only) copies the executed notebooks back into
 ``notebooks/``, their results into ``results/`` and regenerates the README results table.
 """
@@ -292,6 +293,48 @@ def publish(runs: list[NotebookRun], out_dir: Path) -> None:
         update_readme()
 
 
+#: Top-level folders of the repository that hold committed files (used when git cannot be asked).
+TRACKED_FOLDERS = (".git", ".ci", "benchmarks", "data", "drafts", "helpers", "notebooks", "results", "tests")
+
+
+def _tracked_tops() -> set[str]:
+    """Top-level names of the repository that git tracks (plus the known ones): never a place for run outputs."""
+    tops = set(TRACKED_FOLDERS)
+    try:
+        listed = subprocess.run(["git", "-C", str(REPO_ROOT), "ls-files", "-z"], capture_output=True, timeout=30)
+        if listed.returncode == 0:
+            tops |= {name.split("/", 1)[0] for name in listed.stdout.decode("utf-8", "replace").split("\0") if name}
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return tops
+
+
+def check_out_dir(out: Path) -> str:
+    """Why ``out`` cannot take a run's outputs ('' when it can); creates it when it does not exist.
+
+    Refused: the repository root and anything inside a folder that holds committed files (``notebooks/``,
+    ``results/``, ``helpers/``, …: a run would overwrite them), a file, and a folder this user cannot write.
+    """
+    out = Path(out).expanduser().resolve()
+    root = REPO_ROOT.resolve()
+    if out == root:
+        return f"--out {out} is the repository itself: the run would overwrite committed notebooks and results; use build/<name> or a folder outside the repository"
+    if root in out.parents:
+        top = out.relative_to(root).parts[0]
+        if top in _tracked_tops():
+            return f"--out {out} is inside the repository's tracked {top}/: the run would overwrite committed files; use build/<name> or a folder outside the repository"
+    if out.exists() and not out.is_dir():
+        return f"--out {out} is a file, not a folder"
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        return f"--out {out} cannot be written ({exc.strerror or exc}); choose a writable folder"
+    return ""
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run the course notebooks headless with papermill.")
     parser.add_argument("--profile", choices=("quick", "full"), default="quick")
@@ -302,8 +345,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.publish and args.profile != "full":
         parser.error("--publish only makes sense with --profile full: published notebooks carry full results")
-    out_dir = (args.out or REPO_ROOT / "build" / f"run-{args.profile}").resolve()
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = (args.out or REPO_ROOT / "build" / f"run-{args.profile}").expanduser().resolve()
+    problem = check_out_dir(out_dir)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     runs = []
     for path in discover(args.only):
         print(f"▶ {path.name} ({args.profile}) …", flush=True)
