@@ -13,7 +13,6 @@
 """
 from __future__ import annotations
 
-import copy
 import time
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
@@ -22,7 +21,8 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
-from torch.nn import functional as F
+
+from helpers.core.training import fit
 
 # The seven emotions RAVDESS and the Korean single-turn sentences share (RAVDESS's names; "calm" has no Korean
 # counterpart and is dropped).
@@ -313,14 +313,38 @@ def choose_late_weight(p_text: np.ndarray, p_audio: np.ndarray, labels: Sequence
     return float(losses.idxmin()), losses
 
 
-def _drop_modalities(text: torch.Tensor, audio: torch.Tensor, p: float, generator: torch.Generator):
-    """Zero one of the two (standardised, so zero = average) embeddings of a fraction ``p`` of the examples."""
-    n = len(text)
-    drop = torch.rand(n, generator=generator) < p
-    which = torch.rand(n, generator=generator) < 0.5  # True: drop the text, False: drop the audio
-    keep_text = ~(drop & which)
-    keep_audio = ~(drop & ~which)
-    return text * keep_text[:, None], audio * keep_audio[:, None]
+class ModalityDropout:
+    """A ``batch_transform`` for :func:`helpers.core.training.fit`: zero one of the two (standardised, so zero =
+    average) embeddings of a fraction ``p`` of the examples of each training batch ``(text, audio, labels)``,
+    drawing from ``generator``, so the head learns to cope with one branch missing."""
+
+    def __init__(self, p: float, generator: torch.Generator):
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"modality_dropout must lie in [0, 1), got {p}")
+        self.p, self.generator = p, generator
+
+    def __call__(self, batch):
+        text, audio, labels = batch
+        n = len(text)
+        drop = torch.rand(n, generator=self.generator) < self.p
+        which = torch.rand(n, generator=self.generator) < 0.5  # True: drop the text, False: drop the audio
+        return text * (~(drop & which))[:, None], audio * (~(drop & ~which))[:, None], labels
+
+
+class _ShuffledTensors:
+    """Batches ``(text, audio, labels)`` in a fresh order each epoch, drawn from ``generator`` when iteration starts."""
+
+    def __init__(self, tensors: tuple[torch.Tensor, ...], batch_size: int, generator: torch.Generator):
+        self.tensors, self.batch_size, self.generator = tensors, batch_size, generator
+
+    def __len__(self) -> int:
+        return -(-len(self.tensors[0]) // self.batch_size)
+
+    def __iter__(self):
+        order = torch.randperm(len(self.tensors[0]), generator=self.generator)
+        for b in range(0, len(order), self.batch_size):
+            i = order[b:b + self.batch_size]
+            yield tuple(t[i] for t in self.tensors)
 
 
 @dataclass
@@ -344,45 +368,23 @@ def train_fusion_head(
     label_smoothing: float = 0.1,
     seed: int = 42,
 ) -> FusionHistory:
-    """Train a fusion head on ``(text_emb, audio_emb, labels)`` with AdamW; keep the epoch with the lowest
-    validation loss (its weights are restored). ``modality_dropout``: in each batch a fraction of the examples
-    loses one modality (zeroed embedding), so the head learns to cope with one branch missing."""
+    """Train a fusion head on ``(text_emb, audio_emb, labels)`` with AdamW on the course's loop
+    (:func:`helpers.core.training.fit`, on the CPU in fp32); keep the epoch with the lowest validation loss (plain
+    cross-entropy; its weights are restored). ``modality_dropout``: :class:`ModalityDropout` on every batch."""
     if not 0.0 <= modality_dropout < 1.0:
         raise ValueError(f"modality_dropout must lie in [0, 1), got {modality_dropout}")
     torch.manual_seed(seed)
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)  # the batch order and the modality dropout draw from it
+    dropout = ModalityDropout(modality_dropout, generator) if modality_dropout else None
     xt, xa, y = (torch.tensor(np.asarray(a)) for a in train)  # copies: pandas hands out read-only arrays
     vt, va, vy = (torch.tensor(np.asarray(a)) for a in val)
-    y, vy = y.long(), vy.long()
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    history, best_state, best_loss = FusionHistory(), None, float("inf")
-    start = time.perf_counter()
-    for epoch in range(1, epochs + 1):
-        model.train()
-        order = torch.randperm(len(y), generator=generator)
-        total = 0.0
-        for b in range(0, len(y), batch_size):
-            i = order[b:b + batch_size]
-            bt, ba = xt[i], xa[i]
-            if modality_dropout:
-                bt, ba = _drop_modalities(bt, ba, modality_dropout, generator)
-            loss = F.cross_entropy(model(bt, ba), y[i], label_smoothing=label_smoothing)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total += loss.item() * len(i)
-        model.eval()
-        with torch.no_grad():
-            val_loss = F.cross_entropy(model(vt, va), vy).item()
-        history.train_loss.append(total / len(y))
-        history.val_loss.append(val_loss)
-        if val_loss < best_loss:
-            best_loss, history.best_epoch = val_loss, epoch
-            best_state = copy.deepcopy(model.state_dict())
-    model.load_state_dict(best_state)
+    history = fit(model, _ShuffledTensors((xt, xa, y.long()), batch_size, generator), [(vt, va, vy.long())], optimizer,
+                  epochs, torch.device("cpu"), loss_fn=nn.CrossEntropyLoss(label_smoothing=label_smoothing),
+                  val_loss_fn=nn.CrossEntropyLoss(), batch_transform=dropout, monitor="val_loss", precision="fp32",
+                  progress=False)
     model.eval()
-    history.seconds = time.perf_counter() - start
-    return history
+    return FusionHistory(history.train_loss, history.val_loss, history.best_epoch, float(sum(history.epoch_seconds)))
 
 
 @torch.no_grad()
@@ -402,5 +404,5 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 __all__ = [
     "FUSION_EMOTIONS", "KO_GLOSS_TO_FUSION", "PairingError", "PairedFold", "drop_duplicate_sentences",
     "build_paired_folds", "TextBranch", "Standardizer", "EarlyFusion", "GatedFusion", "late_fusion",
-    "choose_late_weight", "train_fusion_head", "FusionHistory", "fusion_proba", "softmax",
+    "choose_late_weight", "ModalityDropout", "train_fusion_head", "FusionHistory", "fusion_proba", "softmax",
 ]
