@@ -2,14 +2,19 @@
 
 - :func:`speaker_splits`: ``(train, val, test)`` positional indices per fold: GroupKFold by actor
   (:func:`helpers.core.data.speaker_folds`), then one male and one female training actor of each fold held out for
-  validation (seeded with ``seed + fold``), exactly as notebook 08 does; no actor is in two sets.
+  validation (seeded with ``seed + fold``); no actor is in two sets.
 - :class:`SpeechCNNRecipe`: every setting of 08's CNN run (features, model, optimiser, augmentation).
 - :func:`load_speech_features`: the clean log-mel features and the noisy copies used for augmentation, through
   the feature cache of :func:`helpers.audio.features.extract_features` (the same cache files as notebook 08).
+- :func:`speech_dataset`: the :class:`helpers.audio.cnn.FeatureDataset` of some clips (augmented for training).
 - :func:`train_speech_cnn`, :func:`predict_speech`, :func:`embed_speech`: one fold's training run (AdamW,
   one-cycle, label smoothing, best validation loss restored), its logits, and the pooled penultimate features.
 
-Pass ``seed + fold`` as ``seed`` to :func:`train_speech_cnn` to reproduce 08's runs fold by fold.
+**One copy.** ``speaker_splits``, ``speech_dataset``, ``train_speech_cnn`` and ``predict_speech`` are the code that
+notebook 08 teaches: its cells marked ``# @save helpers/audio/cnn_recipe.py`` define them, and
+``tests/test_cnn_recipe.py`` checks that the definitions here are the same (compared as syntax trees, so only
+comments may differ). Change both together. Pass ``seed + fold`` as ``seed`` to :func:`train_speech_cnn` to
+reproduce 08's runs fold by fold.
 """
 from __future__ import annotations
 
@@ -22,58 +27,15 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader
 
-from helpers.audio.features import FeatureSet, extract_features
 from helpers.audio.cnn import FeatureDataset, SpeechCNN
+from helpers.audio.features import FeatureSet, extract_features
 from helpers.core.data import speaker_folds
-from helpers.core.env import seed_everything
+from helpers.core.env import get_device, seed_everything
 from helpers.core.training import History, fit, predict_logits
-
-GENDERS = ("male", "female")
 
 
 class SpeechSetupError(ValueError):
     """The data or settings given to a speech helper cannot be used; the message says what to change."""
-
-
-# --------------------------------------------------------------------------- splits
-
-
-def _check_speaker_frame(data: pd.DataFrame) -> None:
-    missing = [c for c in ("actor", "gender") if c not in data.columns]
-    if missing:
-        raise SpeechSetupError(f"the frame needs the columns 'actor' and 'gender' (as load_ravdess gives); missing {missing}")
-    if data.groupby("actor").gender.nunique().max() > 1:
-        raise SpeechSetupError("every actor must have one gender; some actor has rows with two different genders")
-
-
-def speaker_splits(data: pd.DataFrame, n_folds: int = 5, seed: int = 42) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """``(train, val, test)`` positional indices of ``data`` for each of ``n_folds`` speaker folds (as notebook 08).
-
-    The test actors of a fold come from ``GroupKFold`` by actor; of the remaining actors, one male and one
-    female (drawn with ``np.random.default_rng(seed + fold)``) become the validation actors. Every fold's
-    training part must therefore hold at least two actors of each gender.
-    """
-    _check_speaker_frame(data)
-    n_actors = data.actor.nunique()
-    if not 2 <= n_folds <= n_actors:
-        raise SpeechSetupError(f"n_folds must be between 2 and the number of actors ({n_actors}), got {n_folds}")
-    splits = []
-    for fold, (train_idx, test_idx) in enumerate(speaker_folds(data, n_folds=n_folds)):
-        rng = np.random.default_rng(seed + fold)
-        actors = data.iloc[train_idx].groupby("actor").gender.first()
-        for gender in GENDERS:
-            if (actors == gender).sum() < 2:
-                raise SpeechSetupError(
-                    f"fold {fold + 1}: the training actors hold {(actors == gender).sum()} {gender} actor(s); one {gender} "
-                    f"validation actor needs at least two. Use fewer folds or more actors."
-                )
-        val_actors = sorted([rng.choice(actors[actors == g].index) for g in GENDERS])
-        is_val = data.actor.iloc[train_idx].isin(val_actors).to_numpy()
-        train_i, val_i = train_idx[~is_val], train_idx[is_val]
-        groups = [set(data.actor.iloc[i]) for i in (train_i, val_i, test_idx)]
-        assert not (groups[0] & groups[1] or groups[0] & groups[2] or groups[1] & groups[2]), "an actor is in two sets"
-        splits.append((train_i, val_i, test_idx))
-    return splits
 
 
 # --------------------------------------------------------------------------- recipe and features
@@ -107,7 +69,7 @@ class SpeechCNNRecipe:
     num_classes: int = 8  # RAVDESS's 8 emotions
 
     def feature_settings(self) -> dict:
-        """Keyword arguments of :func:`helpers.audio.features.extract_features` (08's ``CNN_FEATURES``)."""
+        """Keyword arguments of :func:`helpers.audio.features.extract_features` for these features."""
         return {"kind": "logmel", "n_mels": self.n_mels, "n_fft": self.n_fft, "win_length": self.win_length,
                 "hop_length": self.hop_length, "trim_db": self.trim_db}
 
@@ -132,6 +94,16 @@ class SpeechFeatures:
 
     def __len__(self) -> int:
         return len(self.clean)
+
+
+def feature_versions(features: SpeechFeatures | FeatureSet | Sequence[np.ndarray]) -> tuple[list[np.ndarray], list[list[np.ndarray]]]:
+    """``(clean arrays, [arrays of each noisy copy])`` of a :class:`SpeechFeatures`, a ``FeatureSet`` or a list of
+    ``(n_mels, n_frames_i)`` arrays (the last two have no noisy copies)."""
+    if isinstance(features, SpeechFeatures):
+        return features.clean.features, [version.features for version in features.noisy]
+    if isinstance(features, FeatureSet):
+        return features.features, []
+    return list(features), []
 
 
 def load_speech_features(
@@ -161,19 +133,53 @@ def load_speech_features(
     return SpeechFeatures(clean, noisy)
 
 
-# --------------------------------------------------------------------------- train, predict, embed
+# --------------------------------------------------------------------------- notebook 08's code (@save cells)
+# Everything from here to embed_speech is also in notebook 08, where a student reads and changes it;
+# tests/test_cnn_recipe.py fails when the two copies differ.
 
 
-def _versions(features: SpeechFeatures | Sequence[np.ndarray]) -> tuple[list[np.ndarray], list[list[np.ndarray]]]:
-    if isinstance(features, SpeechFeatures):
-        return features.clean.features, [v.features for v in features.noisy]
-    if isinstance(features, FeatureSet):
-        return features.features, []
-    return list(features), []
+def speaker_splits(data: pd.DataFrame, n_folds: int = 5, seed: int = 42) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """``(train, val, test)`` positional indices of ``data`` for each of ``n_folds`` speaker folds.
+
+    The test actors of a fold come from ``GroupKFold`` by actor (``speaker_folds``); of the remaining actors,
+    one male and one female (drawn with ``np.random.default_rng(seed + fold)``) become the validation actors.
+    Every fold's training part must therefore hold at least two actors of each gender.
+    """
+    missing = [c for c in ("actor", "gender") if c not in data.columns]
+    if missing:
+        raise SpeechSetupError(f"the frame needs the columns 'actor' and 'gender' (as load_ravdess gives); missing {missing}")
+    if data.groupby("actor").gender.nunique().max() > 1:
+        raise SpeechSetupError("every actor must have one gender; some actor has rows with two different genders")
+    n_actors = data.actor.nunique()
+    if not 2 <= n_folds <= n_actors:
+        raise SpeechSetupError(f"n_folds must be between 2 and the number of actors ({n_actors}), got {n_folds}")
+    splits = []
+    for fold, (train_idx, test_idx) in enumerate(speaker_folds(data, n_folds=n_folds)):
+        rng = np.random.default_rng(seed + fold)
+        actors = data.iloc[train_idx].groupby("actor").gender.first()
+        for gender in ("male", "female"):
+            if (actors == gender).sum() < 2:
+                raise SpeechSetupError(
+                    f"fold {fold + 1}: the training actors hold {(actors == gender).sum()} {gender} actor(s); one {gender} "
+                    f"validation actor needs at least two. Use fewer folds or more actors."
+                )
+        val_actors = sorted([rng.choice(actors[actors == g].index) for g in ("male", "female")])
+        is_val = data.actor.iloc[train_idx].isin(val_actors).to_numpy()
+        train_i, val_i = train_idx[~is_val], train_idx[is_val]
+        groups = [set(data.actor.iloc[i]) for i in (train_i, val_i, test_idx)]
+        assert not (groups[0] & groups[1] or groups[0] & groups[2] or groups[1] & groups[2]), "an actor is in two sets"
+        splits.append((train_i, val_i, test_idx))
+    return splits
 
 
-def _dataset(features, labels, indices, recipe: SpeechCNNRecipe, train: bool = False, seed: int = 0) -> FeatureDataset:
-    clean, noisy = _versions(features)
+def speech_dataset(features, labels, indices, recipe: SpeechCNNRecipe, train: bool = False, seed: int = 0) -> FeatureDataset:
+    """The clips ``indices`` of ``features`` as a dataset of ``(1, n_mels, n_frames)`` inputs and their labels.
+
+    Every clip is normalised per mel band and cropped or padded to ``recipe.n_frames`` frames. With ``train`` and
+    ``recipe.augment``, each draw picks the clean clip or one of its noisy copies, places the window at random
+    (time shift) and masks bands and frames (SpecAugment); otherwise the clean clip, centred.
+    """
+    clean, noisy = feature_versions(features)
     indices = np.asarray(indices, dtype=np.int64)
     if len(indices) == 0:
         raise SpeechSetupError("the index set is empty")
@@ -190,39 +196,24 @@ def _dataset(features, labels, indices, recipe: SpeechCNNRecipe, train: bool = F
     )
 
 
-def _device(device) -> torch.device:
-    if device is None:
-        from helpers.core.env import get_device
-
-        return get_device()
-    return torch.device(device)
-
-
 def train_speech_cnn(
-    features: SpeechFeatures | Sequence[np.ndarray],
-    labels: Sequence[int],
-    train_i: np.ndarray,
-    val_i: np.ndarray,
-    recipe: SpeechCNNRecipe | None = None,
-    seed: int = 42,
-    device: str | torch.device | None = None,
-    progress: bool = True,
+    features, labels, train_i, val_i, recipe: SpeechCNNRecipe | None = None, seed: int = 42, device=None, progress: bool = True
 ) -> tuple[SpeechCNN, History, float]:
-    """Train a fresh :class:`SpeechCNN` on ``train_i``, keep the epoch with the lowest validation loss on ``val_i``.
+    """Train a fresh :class:`SpeechCNN` on the clips ``train_i``; keep the epoch with the lowest loss on ``val_i``.
 
-    08's ``train_one(train_i, val_i, recipe.augment, seed)``: AdamW, one-cycle schedule, cross-entropy with label
-    smoothing, no early cut (``patience=None``). ``features`` is a :class:`SpeechFeatures` (noisy copies used
-    when ``recipe.augment``) or a plain list of ``(n_mels, n_frames_i)`` arrays. Returns ``(model, history,
-    seconds)``.
+    AdamW with a one-cycle schedule, cross-entropy with label smoothing, no early cut (``patience=None``): the
+    weights of the best validation epoch are restored at the end. ``features`` is a :class:`SpeechFeatures`
+    (its noisy copies are used when ``recipe.augment``) or a list of ``(n_mels, n_frames_i)`` arrays.
+    Returns ``(model, history, seconds)``.
     """
     recipe = recipe or SpeechCNNRecipe()
-    device = _device(device)
+    device = get_device() if device is None else torch.device(device)
     labels = np.asarray(labels)
-    train_set = _dataset(features, labels, train_i, recipe, train=True, seed=seed)
-    val_set = _dataset(features, labels, val_i, recipe)
-    seed_everything(seed)
+    train_set = speech_dataset(features, labels, train_i, recipe, train=True, seed=seed)
+    val_set = speech_dataset(features, labels, val_i, recipe)
     if labels.min() < 0 or labels.max() >= recipe.num_classes:
         raise SpeechSetupError(f"labels must lie in [0, {recipe.num_classes}), got {labels.min()}..{labels.max()}")
+    seed_everything(seed)
     model = SpeechCNN(in_channels=1, num_classes=recipe.num_classes, widths=recipe.widths, dropout=recipe.dropout)
     model = model.to(memory_format=torch.channels_last)  # faster convolutions on a CPU
     train_loader = DataLoader(train_set, batch_size=recipe.batch_size, shuffle=True,
@@ -238,28 +229,20 @@ def train_speech_cnn(
     return model, history, time.perf_counter() - start
 
 
-def predict_speech(
-    model: SpeechCNN,
-    features: SpeechFeatures | Sequence[np.ndarray],
-    labels: Sequence[int],
-    idx: np.ndarray,
-    recipe: SpeechCNNRecipe | None = None,
-    device: str | torch.device | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
+def predict_speech(model: SpeechCNN, features, labels, idx, recipe: SpeechCNNRecipe | None = None, device=None):
     """``(logits, y_true)`` of the clips ``idx`` (clean, centred, never augmented), model in eval mode."""
     recipe = recipe or SpeechCNNRecipe()
-    loader = DataLoader(_dataset(features, labels, idx, recipe), batch_size=64)
-    return predict_logits(model, loader, _device(device))
+    device = get_device() if device is None else torch.device(device)
+    loader = DataLoader(speech_dataset(features, labels, idx, recipe), batch_size=64)
+    return predict_logits(model, loader, device)
 
 
 @torch.no_grad()
-def embed_speech(
-    model: SpeechCNN, features: SpeechFeatures | Sequence[np.ndarray], idx: np.ndarray, recipe: SpeechCNNRecipe | None = None
-) -> np.ndarray:
+def embed_speech(model: SpeechCNN, features, idx, recipe: SpeechCNNRecipe | None = None) -> np.ndarray:
     """``(len(idx), widths[-1])`` pooled penultimate features (:meth:`SpeechCNN.embed`) of the clips ``idx``."""
     recipe = recipe or SpeechCNNRecipe()
     idx = np.asarray(idx, dtype=np.int64)
-    dataset = _dataset(features, np.zeros(len(_versions(features)[0]), dtype=np.int64), idx, recipe)
+    dataset = speech_dataset(features, np.zeros(len(feature_versions(features)[0]), dtype=np.int64), idx, recipe)
     device = next(model.parameters()).device
     model.eval()
     parts = [model.embed(x.to(device)).cpu() for x, _ in DataLoader(dataset, batch_size=64)]
@@ -267,6 +250,6 @@ def embed_speech(
 
 
 __all__ = [
-    "SpeechSetupError", "speaker_splits", "SpeechCNNRecipe", "SpeechFeatures", "load_speech_features",
-    "train_speech_cnn", "predict_speech", "embed_speech",
+    "SpeechSetupError", "SpeechCNNRecipe", "SpeechFeatures", "feature_versions", "load_speech_features",
+    "speaker_splits", "speech_dataset", "train_speech_cnn", "predict_speech", "embed_speech",
 ]

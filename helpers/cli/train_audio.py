@@ -82,7 +82,7 @@ def build_audio_job(args: argparse.Namespace, ctx) -> "TrainingJob":
     from helpers.core.distributed import barrier
     from helpers.core.env import seed_everything
     from helpers.cli.script_loop import TrainingError, TrainingJob, shuffled_batches
-    from helpers.audio.cnn_recipe import _dataset, load_speech_features, speaker_splits
+    from helpers.audio.cnn_recipe import load_speech_features, speaker_splits, speech_dataset
 
     recipe = _recipe(args)
     if args.fold is None or not 0 <= args.fold < args.n_folds:
@@ -107,8 +107,8 @@ def build_audio_job(args: argparse.Namespace, ctx) -> "TrainingJob":
         return np.array([position[p] for p in data.filepath.iloc[indices] if p in position], dtype=np.int64)
 
     labels = features.frame.label.to_numpy()
-    train_set = _dataset(features, labels, positions(train_i), recipe, train=True, seed=run_seed)
-    val_set, test_set = (_dataset(features, labels, positions(i), recipe) for i in (val_i, test_i))
+    train_set = speech_dataset(features, labels, positions(train_i), recipe, train=True, seed=run_seed)
+    val_set, test_set = (speech_dataset(features, labels, positions(i), recipe) for i in (val_i, test_i))
     seed_everything(run_seed)
     model = SpeechCNN(in_channels=1, num_classes=recipe.num_classes, widths=recipe.widths, dropout=recipe.dropout)
     model = model.to(memory_format=torch.channels_last)  # faster convolutions on a CPU
