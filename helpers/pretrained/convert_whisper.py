@@ -14,6 +14,12 @@ import numpy as np
 from helpers.pretrained.ctranslate2_format import CT2FormatError, CT2Model, read_ct2
 
 
+# special token ids of the multilingual Whisper vocabularies (51865 or 51866 tokens)
+MULTILINGUAL_TOKENS = dict(bos_token_id=50257, eos_token_id=50257, pad_token_id=50257, decoder_start_token_id=50258,
+                           begin_suppress_tokens=[220, 50257])
+NO_TOKENS = dict(bos_token_id=0, eos_token_id=0, pad_token_id=0, decoder_start_token_id=0, begin_suppress_tokens=[])  # tiny test models
+
+
 def _norm(ct2: CT2Model, src: str, dst: str, out: dict[str, np.ndarray]) -> None:
     out[f"{dst}.weight"], out[f"{dst}.bias"] = ct2.get(f"{src}/gamma"), ct2.get(f"{src}/beta")
 
@@ -89,8 +95,7 @@ def whisper_config(ct2: CT2Model):
         decoder_ffn_dim=ct2.get("decoder/layer_0/ffn/linear_0/weight").shape[0],
         max_source_positions=ct2.get("encoder/position_encodings/encodings").shape[0],
         max_target_positions=ct2.get("decoder/position_encodings/encodings").shape[0],
-        bos_token_id=50257, eos_token_id=50257, pad_token_id=50257, decoder_start_token_id=50258,
-        begin_suppress_tokens=[220, 50257], architectures=["WhisperModel"],
+        architectures=["WhisperModel"], **(MULTILINGUAL_TOKENS if vocab >= 51865 else NO_TOKENS),
     )
 
 

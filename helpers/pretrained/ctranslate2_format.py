@@ -45,9 +45,7 @@ class _Reader:
 
     def name(self) -> str:
         length = self.unpack("H")
-        text = bytes(self.data[self.at:self.at + length - 1]).decode("utf-8")
-        self.at += length
-        return text
+        return bytes(self.take(length)[:-1]).decode("utf-8")
 
     def take(self, n: int) -> memoryview:
         if self.at + n > len(self.data):
@@ -81,6 +79,8 @@ def read_ct2(data: bytes | memoryview | str | Path) -> CT2Model:
             variables[name] = array.reshape(dims).copy()
         for _ in range(r.unpack("I")):
             alias, target = r.name(), r.name()
+            if target not in variables:
+                raise CT2FormatError(f"alias {alias} points to no variable ({target!r}): the file is damaged")
             variables[alias] = variables[target]
     except struct.error:
         raise CT2FormatError("the file ends early: it is truncated or not a CTranslate2 model") from None

@@ -353,8 +353,9 @@ def describe(name: str) -> dict[str, object]:
 def origin(name: str, folder: Path) -> str:
     """One line saying where the weights in ``folder`` came from (hub, offline build or a given folder)."""
     spec = get_spec(name)
-    if (folder / MANIFEST).is_file():
-        return f"{spec.hub_id} built offline from {', '.join(spec.requirements)} ({spec.offline_note})"
     if "models--" in str(folder):
         return f"{spec.hub_id} from the Hugging Face hub"
+    if (folder / MANIFEST).is_file():
+        note = f" ({spec.offline_note})" if spec.offline_note else ""
+        return f"{spec.hub_id} built offline from {', '.join(spec.requirements)}{note}"
     return f"{spec.hub_id} from the folder {folder}"
