@@ -24,6 +24,7 @@ from torch.utils.data import Dataset
 from helpers.audio.features import fixed_frames, normalize_utterance, spec_augment
 from helpers.core.download import atomic_write_bytes
 from helpers.core.model_folder import read_model_config
+from helpers.core.parameters import count_parameters  # re-exported: notebook 08 imports it from here
 
 TASK = "speech-emotion-cnn"
 FORMAT_VERSION = 1
@@ -73,11 +74,6 @@ class SpeechCNN(nn.Module):
         if features.dim() != 4:
             raise ValueError(f"expected (batch, channels, n_features, n_frames), got shape {tuple(features.shape)}")
         return self.pool(self.features(features)).flatten(1)
-
-
-def count_parameters(model: nn.Module) -> int:
-    """Number of trainable parameters."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
 class FeatureDataset(Dataset):

@@ -99,8 +99,8 @@ def fold_main(argv: Sequence[str] | None = None) -> int:
     payload = {k: result[k] for k in ("name", "config", "sizes", "validation", "test", "seconds")}
     out.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
     v, t = result["validation"], result["test"]
-    print(f"validation: accuracy {v['accuracy']:.4f}, macro-F1 {v['f1_macro']:.4f} | "
-          f"test: accuracy {t['accuracy']:.4f}, macro-F1 {t['f1_macro']:.4f} | {result['seconds']:.0f} s → {out}")
+    print(f"validation: accuracy {v['accuracy']:.4f}, macro-F1 {v['macro_f1']:.4f} | "
+          f"test: accuracy {t['accuracy']:.4f}, macro-F1 {t['macro_f1']:.4f} | {result['seconds']:.0f} s → {out}")
     return 0
 
 

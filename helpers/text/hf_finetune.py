@@ -29,6 +29,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from helpers.core.model_folder import read_model_config
+from helpers.core.parameters import count_parameters  # re-exported: notebook 09 imports it from here
 
 OFFLINE_MODEL = "offline-minilm"
 OFFLINE_DESCRIPTION = "all-MiniLM-L6-v2 (6 layers, hidden size 384, 22.7M parameters; packaged offline)"
@@ -170,11 +171,6 @@ def _read_json(path: Path) -> dict:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         return {}
     return data if isinstance(data, dict) else {}
-
-
-def count_parameters(model: torch.nn.Module) -> int:
-    """Number of trainable parameters."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
 # --------------------------------------------------------------------------- data

@@ -24,9 +24,16 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from helpers.core.data import KO_EMOTION_LABELS
-from helpers.text.soft_labels import _as_targets
+from helpers.core.data import KO_EMOTION_LABELS, load_ko_single_turn_emotion, load_nsmc, stratified_split, subsample
 from helpers.core.env import REPO_ROOT
+from helpers.core.losses import FocalLoss, class_weights, make_loss  # re-exported: notebook 06 uses ke.*
+from helpers.core.metrics import fold_metrics as _fold_metrics
+from helpers.core.parameters import weight_decay_groups
+from helpers.core.training import fit
+from helpers.text.baselines import fit_quietly, logreg, tfidf_logreg, tfidf_vectorizer  # noqa: F401  (re-exported)
+from helpers.text.hf_finetune import TokenizedTexts, hub_status, make_dataloader
+from helpers.text.pipeline import BucketBatchSampler
+from helpers.text.subword import korean_subword_tokenizer
 
 NUM_CLASSES = len(KO_EMOTION_LABELS)
 NEUTRAL_ID = KO_EMOTION_LABELS.index("중립")  # 4
@@ -44,8 +51,6 @@ def holdout_split(frame: pd.DataFrame, seed: int = 42, test_size: float = TEST_S
     It is the first cut of :func:`helpers.core.data.stratified_split` (stratified on the Korean ``label``), so with
     the default seed the test sentences are exactly those notebook 04's tokenizer was not trained on.
     """
-    from helpers.core.data import stratified_split
-
     split = stratified_split(frame, "label", test_size=test_size, val_size=0, seed=seed)
     return split["train"], split["test"]
 
@@ -69,8 +74,6 @@ def fold_frames(
     ``limit`` (smoke tests, the quick profile) keeps a stratified subset of ``limit`` training rows and about a
     third as many validation and test rows; the rows still come from the same fold and test split.
     """
-    from helpers.core.data import subsample
-
     if not 0 <= fold < n_folds:
         raise ValueError(f"fold must be in 0..{n_folds - 1}, got {fold}")
     pool, test = holdout_split(frame, seed)
@@ -80,50 +83,6 @@ def fold_frames(
         small = max(limit // 3, NUM_CLASSES * 2)
         parts = {k: subsample(v, limit if k == "train" else small, "label_id", seed) for k, v in parts.items()}
     return {k: v.reset_index(drop=True) for k, v in parts.items()}
-
-
-# --------------------------------------------------------------------------- losses
-
-
-def class_weights(labels: Sequence[int], num_classes: int = NUM_CLASSES) -> torch.Tensor:
-    """"Balanced" class weights ``n / (k · count_c)`` (scikit-learn's ``class_weight="balanced"``)."""
-    counts = np.bincount(np.asarray(labels, dtype=int), minlength=num_classes).astype(float)
-    if (counts == 0).any():
-        raise ValueError(f"classes {np.flatnonzero(counts == 0).tolist()} have no examples")
-    return torch.tensor(counts.sum() / (num_classes * counts), dtype=torch.float32)
-
-
-class FocalLoss(nn.Module):
-    """Focal loss (Lin et al. 2017): ``-Σ_c t_c (1 - p_c)^γ log p_c``, mean over examples.
-
-    Down-weights the examples the model already gets right, so training time goes to the hard ones; γ = 0 is
-    plain cross-entropy. ``weight`` (per class, like ``class_weights``) multiplies each term.
-    """
-
-    def __init__(self, gamma: float = 2.0, weight: torch.Tensor | None = None):
-        super().__init__()
-        if gamma < 0:
-            raise ValueError(f"gamma must be >= 0, got {gamma}")
-        self.gamma, self.weight = gamma, weight
-
-    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        t = _as_targets(target, logits.shape[-1])
-        logp = F.log_softmax(logits.float(), dim=-1)
-        terms = t * (1 - logp.exp()).pow(self.gamma) * logp
-        if self.weight is not None:
-            terms = terms * self.weight.to(logp.device, logp.dtype)
-        return -terms.sum(-1).mean()
-
-
-def make_loss(kind: str, train_labels: Sequence[int], num_classes: int) -> nn.Module:
-    """``"ce"``: cross-entropy; ``"weighted"``: cross-entropy with :func:`class_weights`; ``"focal"``: :class:`FocalLoss` (γ = 2)."""
-    if kind == "ce":
-        return nn.CrossEntropyLoss()
-    if kind == "weighted":
-        return nn.CrossEntropyLoss(weight=class_weights(train_labels, num_classes))
-    if kind == "focal":
-        return FocalLoss(gamma=2.0)
-    raise ValueError(f"loss must be 'ce', 'weighted' or 'focal', got {kind!r}")
 
 
 # --------------------------------------------------------------------------- two stages
@@ -164,40 +123,16 @@ def to_rest_ids(labels: Sequence[int], neutral_id: int = NEUTRAL_ID) -> np.ndarr
 # --------------------------------------------------------------------------- metrics
 
 
+# The older key names of the fold metrics, kept beside the canonical ones (helpers.core.metrics.FOLD_METRICS) only
+# until notebook 06 reads macro_f1 / micro_f1 / weighted_f1; then delete LEGACY_KEYS and the aliasing below.
+LEGACY_KEYS = {"f1_micro": "micro_f1", "f1_macro": "macro_f1", "f1_weighted": "weighted_f1"}
+
+
 def fold_metrics(y_true: Sequence[int], y_pred: Sequence[int], num_classes: int = NUM_CLASSES) -> dict[str, float]:
-    """The scores the reference reports (F1-micro, F1-macro, accuracy, balanced accuracy) and weighted F1, MCC.
-
-    For single-label classification F1-micro equals accuracy (every wrong prediction is one false positive and
-    one false negative); it is listed because the reference reports it.
-    """
-    from helpers.core.metrics import classification_metrics
-
-    m = classification_metrics(y_true, y_pred, num_classes)
-    return {"accuracy": m["accuracy"], "f1_micro": m["accuracy"], "f1_macro": m["macro_f1"],
-            "balanced_accuracy": m["balanced_accuracy"], "f1_weighted": m["weighted_f1"], "mcc": m["mcc"], "n": m["n"]}
-
-
-# --------------------------------------------------------------------------- TF-IDF baseline
-
-
-def tfidf_vectorizer():
-    """Character 1–4-grams inside words (``char_wb``), seen at least twice, sublinear term frequencies."""
-    from sklearn.feature_extraction.text import TfidfVectorizer
-
-    return TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 4), min_df=2, sublinear_tf=True)
-
-
-def tfidf_logreg(seed: int = 42, C: float = 2.0, class_weight: str | None = None, max_iter: int = 100):
-    """:func:`tfidf_vectorizer` + multinomial logistic regression (saga, stops at tol 1e-3: about 30 passes)."""
-    from sklearn.pipeline import make_pipeline
-
-    return make_pipeline(tfidf_vectorizer(), logreg(seed, C, class_weight, max_iter))
-
-
-def logreg(seed: int = 42, C: float = 2.0, class_weight: str | None = None, max_iter: int = 100):
-    from sklearn.linear_model import LogisticRegression
-
-    return LogisticRegression(C=C, solver="saga", max_iter=max_iter, tol=1e-3, random_state=seed, class_weight=class_weight)
+    """:func:`helpers.core.metrics.fold_metrics` for this task's 7 classes (plus the transitional
+    :data:`LEGACY_KEYS` aliases)."""
+    m = _fold_metrics(y_true, y_pred, num_classes)
+    return {**m, **{old: m[new] for old, new in LEGACY_KEYS.items()}}
 
 
 _FEATURES: dict[tuple, tuple] = {}  # TF-IDF matrices of recent folds: (key) -> (train, validation, test)
@@ -213,16 +148,6 @@ def _fold_features(key: tuple, parts: dict[str, pd.DataFrame]):
         while len(_FEATURES) > 6:
             _FEATURES.pop(next(iter(_FEATURES)))
     return _FEATURES[key]
-
-
-def _fit_quietly(model, x, y):
-    import warnings
-
-    from sklearn.exceptions import ConvergenceWarning
-
-    with warnings.catch_warnings():  # saga at tol 1e-3 may stop at max_iter; the scores are what matter
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        return model.fit(x, y)
 
 
 # --------------------------------------------------------------------------- small RoBERTa
@@ -252,8 +177,6 @@ def mlm_texts(pool_texts: Sequence[str], nsmc_texts: int | None = None, seed: in
     """Pretraining text: the pool's sentences (never the test split) plus ``nsmc_texts`` NSMC *train* reviews, shuffled."""
     texts = [t for t in pool_texts if isinstance(t, str) and t.strip()]
     if nsmc_texts:
-        from helpers.core.data import load_nsmc
-
         nsmc = [t for t in load_nsmc()["train"]["text"] if t.strip()]
         rng = np.random.default_rng(seed)
         texts += [nsmc[i] for i in sorted(rng.choice(len(nsmc), min(nsmc_texts, len(nsmc)), replace=False))]
@@ -315,16 +238,12 @@ def pretrain_mlm(
     from tqdm.auto import tqdm
     from transformers import DataCollatorForLanguageModeling, get_linear_schedule_with_warmup
 
-    from helpers.text.pipeline import BucketBatchSampler
-
     device = device or torch.device("cpu")
     model.to(device).train()
     ids = _encode(tokenizer, texts, max_length)
     sampler = BucketBatchSampler([len(x) for x in ids], batch_size, shuffle=True, seed=seed)
     collate = DataCollatorForLanguageModeling(tokenizer, mlm_probability=mlm_probability)
-    decay = [p for n, p in model.named_parameters() if p.ndim > 1]
-    no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=lr)
+    optimizer = torch.optim.AdamW(weight_decay_groups(model, weight_decay), lr=lr)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(warmup * steps), steps)
     rows, start, step = [], time.perf_counter(), 0
     bar = tqdm(total=steps, desc="MLM pretraining", disable=not progress)
@@ -384,8 +303,6 @@ def make_classifier(init: str, num_labels: int, tokenizer=None, arch: dict | Non
             raise ValueError(f"{folder} has no tokenizer; pass tokenizer=")
         model = AutoModelForSequenceClassification.from_pretrained(str(folder), num_labels=num_labels, local_files_only=True)
         return model, tok
-    from helpers.text.hf_finetune import hub_status
-
     try:  # the local Hugging Face cache first, then the hub
         tok = AutoTokenizer.from_pretrained(init, local_files_only=True)
         model = AutoModelForSequenceClassification.from_pretrained(init, num_labels=num_labels, local_files_only=True)
@@ -410,9 +327,6 @@ def finetune(
     best epoch's weights (by validation loss) are kept. Returns the :class:`helpers.core.training.History`."""
     from transformers import get_linear_schedule_with_warmup
 
-    from helpers.core.training import fit
-    from helpers.text.hf_finetune import TokenizedTexts, make_dataloader
-
     device = device or torch.device("cpu")
     torch.manual_seed(seed)
     train_ds = TokenizedTexts(list(texts), list(labels), tokenizer, max_length)
@@ -421,9 +335,7 @@ def finetune(
     if val is not None:
         val_ds = TokenizedTexts(list(val[0]), list(val[1]), tokenizer, max_length)
         val_dl = make_dataloader(val_ds, tokenizer, 128, group_by_length=False)
-    decay = [p for n, p in model.named_parameters() if p.ndim > 1]
-    no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=lr)
+    optimizer = torch.optim.AdamW(weight_decay_groups(model, weight_decay), lr=lr)
     total = epochs * len(train_dl)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(warmup * total), total)
     return fit(model, train_dl, val_dl, optimizer, epochs, device, loss_fn=loss_fn, scheduler=scheduler,
@@ -494,7 +406,7 @@ def _train_predict(cfg: FoldConfig, train: pd.DataFrame, labels: np.ndarray, num
 
     For ``tfidf``, ``train`` and ``predict_on`` are feature matrices."""
     if cfg.model == "tfidf":
-        model = _fit_quietly(logreg(cfg.seed, class_weight="balanced" if cfg.loss == "weighted" else None), train, labels)
+        model = fit_quietly(logreg(cfg.seed, class_weight="balanced" if cfg.loss == "weighted" else None), train, labels)
         return [model.predict_proba(x) for x in predict_on], None
     texts = train["text"].tolist()
     arch = {"hidden": cfg.hidden, "layers": cfg.layers, "heads": cfg.heads}
@@ -515,14 +427,10 @@ def run_fold(cfg: FoldConfig, frame: pd.DataFrame | None = None, tokenizer=None,
     non-neutral rows, then :func:`combine_two_stage`. TF-IDF features of a fold are computed once and shared by
     the configurations run on that fold (see :func:`_fold_features`).
     """
-    from helpers.core.data import load_ko_single_turn_emotion
-
     start = time.perf_counter()
     frame = load_ko_single_turn_emotion() if frame is None else frame
     parts = fold_frames(frame, cfg.fold, cfg.n_folds, cfg.seed, cfg.limit)
     if cfg.model == "roberta" and cfg.init == "random" and tokenizer is None:
-        from helpers.text.subword import korean_subword_tokenizer
-
         tokenizer = korean_subword_tokenizer(seed=cfg.seed)
     device = device or torch.device("cpu")
     y = parts["train"]["label_id"].to_numpy()

@@ -23,6 +23,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from helpers.core.model_folder import read_model_config
+from helpers.core.parameters import count_parameters  # re-exported (mac.count_parameters)
 
 TASK = "text-classification-macaron-conv-attention"
 FORMAT_VERSION = 1
@@ -250,10 +251,6 @@ class MacaronClassifier(nn.Module):
         mask = self._mask(ids, lengths)
         _, weights, keep = self.head.features(self.encoder(ids, mask=mask), mask)
         return weights, keep
-
-
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
 # --------------------------------------------------------------------------- save and load
