@@ -7,14 +7,12 @@
 from __future__ import annotations
 
 import functools
-import logging
 
 import numpy as np
 import torch
 
 from helpers.pretrained.registry import get_spec, origin, resolve_model
 
-log = logging.getLogger(__name__)
 SAMPLING_RATE = 16_000
 MEL_FRAMES_PER_SECOND = 100  # Whisper's hop of 160 samples at 16 kHz
 
