@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
+from helpers.multimodal import kemdy20
 from helpers.text import soft_labels as sl
 from helpers.audio.features import load_audio
 from helpers.core.data import DataNotFoundError
@@ -57,13 +58,13 @@ def test_one_frame_with_text_wav_and_weighted_labels(tmp_path):
     assert frame["utterance"].tolist() == [s for rows in SESSIONS.values() for s, *_ in rows if s != MISSING_WAV]
     assert frame.attrs["skipped"] == [(MISSING_WAV, "no wav file")]
     # the annotator-weighted label is notebook 06's: soft_labels over every vote of the corpus
-    votes, _ = sl.load_kemdy20_votes(folder)
-    dist, weights = sl.soft_labels(votes, labels=sl.KEMDY20_EMOTIONS)
+    votes, _ = kemdy20.load_kemdy20_votes(folder)
+    dist, weights = sl.soft_labels(votes, labels=kemdy20.KEMDY20_EMOTIONS)
     assert np.allclose(soft_label_matrix(frame), dist.loc[frame["utterance"]].to_numpy())
     assert frame.attrs["rater_weights"] == pytest.approx(weights.to_dict())
     assert np.allclose(soft_label_matrix(frame).sum(axis=1), 1.0)
     assert frame["label"].tolist() == ["neutral", "disgust", "sad", "happy"]
-    assert (frame["label_id"] == frame["label"].map(sl.KEMDY20_EMOTIONS.index)).all()
+    assert (frame["label_id"] == frame["label"].map(kemdy20.KEMDY20_EMOTIONS.index)).all()
     assert frame["total"].tolist() == ["neutral", "disgust", "sad", "happy"]  # typo fixed in the corpus' own label too
     assert frame["n_raters"].tolist() == [3, 3, 3, 3]
     # speaker and session from the segment id; every wav path points at a readable clip

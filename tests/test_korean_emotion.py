@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from helpers.text import korean_emotion as ke
+from helpers.multimodal import kemdy20
 from helpers.text import soft_labels as sl
 
 # --------------------------------------------------------------------------- soft labels
@@ -81,10 +82,10 @@ def test_kemdy20_loader_reads_the_annotation_format(tmp_path):
         "2,2.1,4.0,Sess01_script01_User002M_001,disqust,2,4,disqust,2,4,angry;disqust,2,4,Disgust,2,4\n",
         encoding="utf-8")
     (folder / "wav" / "Session01" / "Sess01_script01_User001F_001.txt").write_bytes("안녕하세요.\n".encode("cp949"))
-    votes, utterances = sl.load_kemdy20_votes(folder)
+    votes, utterances = kemdy20.load_kemdy20_votes(folder)
     assert set(votes["label"]) == {"neutral", "happy", "angry", "disgust"}  # typo fixed, case folded
     assert utterances["text"].tolist() == ["안녕하세요.", ""]
-    dist, _ = sl.soft_labels(votes, labels=sl.KEMDY20_EMOTIONS)
+    dist, _ = sl.soft_labels(votes, labels=kemdy20.KEMDY20_EMOTIONS)
     assert dist.idxmax(axis=1).tolist() == ["neutral", "disgust"]
 
 
@@ -94,7 +95,7 @@ def test_kemdy20_absent_raises_data_not_found(tmp_path, monkeypatch):
     monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path / "cache"))
     with pytest.raises(DataNotFoundError):
-        sl.load_kemdy20_votes()
+        kemdy20.load_kemdy20_votes()
 
 
 # --------------------------------------------------------------------------- splits
@@ -189,7 +190,7 @@ def test_two_stage_tfidf_fold_runs_in_process(ko_frame):
     cfg = ke.FoldConfig(model="tfidf", scheme="two-stage", fold=1, n_folds=3, limit=400)
     result = ke.run_fold(cfg, frame=ko_frame, progress=False)
     assert result["sizes"]["train"] == 400
-    assert set(result["validation"]) >= {"accuracy", "f1_micro", "f1_macro", "balanced_accuracy"}
+    assert set(result["validation"]) >= {"accuracy", "micro_f1", "macro_f1", "balanced_accuracy"}
     assert np.allclose(result["test_probs"].sum(axis=1), 1.0)
     with pytest.raises(ValueError, match="focal"):
         ke.FoldConfig(model="tfidf", loss="focal")
@@ -220,8 +221,8 @@ def test_cli_runs_one_fold_and_writes_metrics_json(tmp_path, ko_frame):
     assert payload["config"]["fold"] == 0 and payload["config"]["scheme"] == "two-stage"
     assert payload["sizes"]["train"] == 150
     for split in ("validation", "test"):
-        assert 0 <= payload[split]["accuracy"] <= 1 and payload[split]["f1_micro"] == payload[split]["accuracy"]
-        assert {"f1_macro", "balanced_accuracy"} <= set(payload[split])
+        assert 0 <= payload[split]["accuracy"] <= 1 and payload[split]["micro_f1"] == payload[split]["accuracy"]
+        assert {"macro_f1", "balanced_accuracy"} <= set(payload[split])
     assert "test: accuracy" in done.stdout
 
 

@@ -20,9 +20,12 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 import torch
+from sklearn.decomposition import TruncatedSVD
+from sklearn.model_selection import StratifiedKFold, train_test_split
 from torch import nn
 
 from helpers.core.training import fit
+from helpers.text.baselines import fit_quietly, logreg, tfidf_vectorizer
 
 # The seven emotions RAVDESS and the Korean single-turn sentences share (RAVDESS's names; "calm" has no Korean
 # counterpart and is dropped).
@@ -152,7 +155,6 @@ def build_paired_folds(
     The result depends only on the inputs and ``seed``. Raises :class:`PairingError` for unusable input: an
     emotion without candidate sentences, repeated sentences, a speaker in two audio splits, too few sentences.
     """
-    from sklearn.model_selection import StratifiedKFold
 
     partners = {"train": 1, "val": 1, "test": 1, **(partners or {})}
     if set(partners) - set(SPLITS) or any(int(n) < 1 for n in partners.values()):
@@ -188,7 +190,6 @@ def build_paired_folds(
         pairs = pd.DataFrame(rows, columns=["split", "clip_row", "sentence_row", "emotion", "label", "speaker"])
         branch = np.setdiff1d(rest_pool, pairs["sentence_row"].to_numpy())
         if text_branch_limit is not None and text_branch_limit < len(branch):
-            from sklearn.model_selection import train_test_split
 
             branch, _ = train_test_split(branch, train_size=text_branch_limit, stratify=text_labels[branch],
                                          random_state=seed + fold)
@@ -208,19 +209,10 @@ class TextBranch:
         self.svd_dim, self.C, self.seed = svd_dim, C, seed
 
     def fit(self, texts: Sequence[str], labels: Sequence[int]) -> "TextBranch":
-        import warnings
-
-        from sklearn.decomposition import TruncatedSVD
-        from sklearn.exceptions import ConvergenceWarning
-
-        from helpers.text.korean_emotion import logreg, tfidf_vectorizer
-
         start = time.perf_counter()
         self.vectorizer = tfidf_vectorizer()
         x = self.vectorizer.fit_transform(list(texts))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            self.classifier = logreg(self.seed, C=self.C).fit(x, np.asarray(labels))
+        self.classifier = fit_quietly(logreg(self.seed, C=self.C), x, np.asarray(labels))
         self.svd = TruncatedSVD(self.svd_dim, random_state=self.seed).fit(x)
         self.seconds = time.perf_counter() - start
         return self

@@ -8,7 +8,7 @@ where :func:`helpers.core.data.dataset_dir` finds it. The corpus' layout:
 - ``wav/SessionNN/<Segment ID>.wav`` and ``<Segment ID>.txt``, the transcript (often cp949, not UTF-8), with
   segment ids such as ``Sess01_script01_User002M_001`` (session, script, speaker with gender, number).
 
-The votes are read by :func:`helpers.text.soft_labels.load_kemdy20_votes` (labels lower-cased, typos such as
+The votes are read by :func:`load_kemdy20_votes` (labels lower-cased, typos such as
 ``disqust`` fixed, ``happy;neutral`` split into half votes) and turned into the annotator-weighted label of
 notebook 06 by :func:`helpers.text.soft_labels.soft_labels`: each rater weighs as much as their agreement with the
 majority, each utterance gets the weighted vote shares (``p_<emotion>`` columns) and their argmax (``label``).
@@ -23,11 +23,77 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
-from helpers.text.soft_labels import KEMDY20_EMOTIONS, load_kemdy20_votes, soft_labels
+from helpers.core.data import DataNotFoundError, dataset_dir
+from helpers.text.soft_labels import soft_labels, votes_from_wide
 
 MISSING_POLICIES = ("skip", "keep", "raise")
 _SEGMENT = re.compile(r"^(?P<session>Sess\d+)_(?P<script>[^_]+)_(?P<speaker>[^_]*?(?P<gender>[MF]))_(?P<number>\d+)$")
 _NOISE_TAG = re.compile(r"(?<!\S)(?:[A-Za-z]/|/[A-Za-z])(?!\S)")
+
+
+
+KEMDY20_TYPOS = {"disqust": "disgust", "surprised": "surprise", "happiness": "happy", "anger": "angry", "sadness": "sad"}
+KEMDY20_EMOTIONS = ("neutral", "happy", "surprise", "angry", "sad", "disgust", "fear")
+
+
+def _read_kemdy20_annotation(path: Path) -> pd.DataFrame:
+    """One ``SessNN_eval.csv``: two header rows (``Eval01F`` … then ``Emotion, Valence, Arousal``) → a flat frame."""
+    raw = pd.read_csv(path, header=None, dtype=str, keep_default_na=False, encoding_errors="replace")
+    top = raw.iloc[0].replace("", np.nan).ffill().fillna("")
+    sub = raw.iloc[1]
+    names = [f"{a.strip()}_{b.strip()}" if b.strip() else a.strip() for a, b in zip(top, sub)]
+    frame = raw.iloc[2:].copy()
+    frame.columns = names
+    return frame.reset_index(drop=True)
+
+
+def _read_text(path: Path) -> str:
+    raw = path.read_bytes()
+    for encoding in ("utf-8", "cp949"):
+        try:
+            return raw.decode(encoding).strip()
+        except UnicodeDecodeError:
+            continue
+    return raw.decode("utf-8", errors="replace").strip()
+
+
+def load_kemdy20_votes(path: str | Path | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """KEMDy20's per-rater emotion labels as long votes, and the utterances with their transcripts.
+
+    Reads ``annotation/Sess*_eval.csv`` (columns ``Segment ID``, ``Total Evaluation`` and one ``EvalNN[F|M]``
+    group per rater, each with ``Emotion``) and, when present, the transcripts ``wav/Session*/<Segment ID>.txt``.
+    Labels are lower-cased and typos fixed (``disqust`` → ``disgust``); multi-label votes (``happy;neutral``)
+    are split into equal shares. Rater columns are taken as the same rater in every session file.
+    Returns ``(votes, utterances)`` with ``votes``: utterance, rater, label, share and ``utterances``:
+    utterance, text, total (the corpus' own aggregate label). Raises :class:`helpers.core.data.DataNotFoundError`
+    when the corpus is not there.
+    """
+    folder = dataset_dir("kemdy20", path, allow_download=False)
+    files = sorted((folder / "annotation").glob("*.csv"))
+    if not files:
+        raise FileNotFoundError(f"no annotation CSVs in {folder / 'annotation'}")
+    texts = {p.stem: p for p in (folder / "wav").glob("*/*.txt")}
+    votes, utterances = [], []
+    for file in files:
+        frame = _read_kemdy20_annotation(file)
+        seg_col = next((c for c in frame.columns if c.lower().startswith("segment")), None)
+        rater_cols = [c for c in frame.columns if re.match(r"^Eval\d+[A-Za-z]*_Emotion$", c)]
+        if seg_col is None or not rater_cols:
+            raise ValueError(f"{file}: expected a 'Segment ID' column and EvalNN 'Emotion' columns, found {list(frame.columns)[:12]}")
+        clean = frame[[seg_col, *rater_cols]].rename(columns={seg_col: "utterance"})
+        for col in rater_cols:
+            clean[col] = clean[col].map(lambda s: ";".join(KEMDY20_TYPOS.get(p.strip().lower(), p.strip().lower())
+                                                            for p in str(s).split(";") if p.strip()) or None)
+        long = votes_from_wide(clean, rater_cols, "utterance")
+        long["rater"] = long["rater"].str.removesuffix("_Emotion")
+        votes.append(long)
+        total_col = next((c for c in frame.columns if c.startswith("Total Evaluation") and c.endswith("Emotion")), None)
+        utterances.append(pd.DataFrame({
+            "utterance": frame[seg_col],
+            "text": [_read_text(texts[s]) if s in texts else "" for s in frame[seg_col]],
+            "total": frame[total_col] if total_col else "",
+        }))
+    return pd.concat(votes, ignore_index=True), pd.concat(utterances, ignore_index=True).drop_duplicates("utterance")
 
 
 class KEMDy20FormatError(ValueError):
@@ -69,7 +135,7 @@ def load_kemdy20(
 ) -> pd.DataFrame:
     """One row per utterance: ``utterance``, ``session``, ``speaker``, ``gender``, ``text``, ``wav_path``,
     ``n_raters``, ``total`` (the corpus' own aggregate label), one ``p_<emotion>`` column per emotion of
-    :data:`helpers.text.soft_labels.KEMDY20_EMOTIONS` (the annotator-weighted label distribution), ``label`` (its
+    :data:`KEMDY20_EMOTIONS` (the annotator-weighted label distribution), ``label`` (its
     argmax) and ``label_id``.
 
     - ``missing``: what to do with an utterance that has no ``.wav`` or no ``.txt`` file: ``"skip"`` (default;
@@ -85,8 +151,6 @@ def load_kemdy20(
     ``frame.attrs["rater_weights"]``; ``frame.attrs["skipped"]`` lists ``(utterance, reason)``. Transcripts are
     read as UTF-8 and, failing that, as cp949. A missing corpus raises :class:`helpers.core.data.DataNotFoundError`.
     """
-    from helpers.core.data import DataNotFoundError, dataset_dir
-
     if missing not in MISSING_POLICIES:
         raise ValueError(f"missing must be one of {MISSING_POLICIES}, got {missing!r}")
     folder = dataset_dir("kemdy20", path, allow_download=False)
@@ -158,8 +222,6 @@ def load_kemdy20(
 
 
 def _fix_label(label: str) -> str:
-    from helpers.text.soft_labels import KEMDY20_TYPOS
-
     label = label.strip().lower()
     return KEMDY20_TYPOS.get(label, label)
 
@@ -170,6 +232,7 @@ def soft_label_matrix(frame: pd.DataFrame) -> np.ndarray:
 
 
 __all__ = [
-    "KEMDy20FormatError", "KEMDy20SkippedWarning", "MISSING_POLICIES", "load_kemdy20", "parse_segment_id",
+    "KEMDy20FormatError", "KEMDy20SkippedWarning", "MISSING_POLICIES", "KEMDY20_EMOTIONS", "KEMDY20_TYPOS",
+    "load_kemdy20_votes", "load_kemdy20", "parse_segment_id",
     "clean_transcript", "soft_label_matrix",
 ]

@@ -7,23 +7,22 @@ The recipe of the KEMDy20 reference project (notebook 06 teaches it):
 3. each utterance's label distribution is the rater-weighted vote share (:func:`weighted_label_distribution`);
    the weights are fractional, so ties between labels vanish.
 
-A model is then trained on the distribution with :func:`soft_cross_entropy` (cross-entropy against a target
-distribution; for one-hot targets it is the usual cross-entropy). :func:`load_kemdy20_votes` reads KEMDy20's
-annotation CSVs when the user has the (licensed) corpus; :func:`fit_soft_logreg` trains a logistic regression on
-label distributions (the same loss), for demonstrations.
+A model is then trained on the distribution with :func:`helpers.core.losses.soft_cross_entropy` (cross-entropy
+against a target distribution; for one-hot targets it is the usual cross-entropy), or, for demonstrations, with
+:func:`helpers.text.baselines.fit_soft_logreg` (a logistic regression, the same loss): :func:`compare_targets`.
+KEMDy20's annotation CSVs are read by :func:`helpers.multimodal.kemdy20.load_kemdy20_votes`.
 """
 from __future__ import annotations
 
 import math
-import re
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
-import torch
-from torch import nn
-from torch.nn import functional as F
+
+from helpers.core.losses import SoftTargetLoss, soft_cross_entropy  # re-exported: notebook 06 uses sl.*
+from helpers.core.metrics import fold_metrics
+from helpers.text.baselines import expand_soft_targets, fit_soft_logreg, tfidf_vectorizer
 
 # --------------------------------------------------------------------------- votes
 
@@ -118,150 +117,13 @@ def soft_labels(votes: pd.DataFrame, labels: Sequence[str] | None = None) -> tup
     return weighted_label_distribution(votes, weights, labels), weights
 
 
-KEMDY20_TYPOS = {"disqust": "disgust", "surprised": "surprise", "happiness": "happy", "anger": "angry", "sadness": "sad"}
-KEMDY20_EMOTIONS = ("neutral", "happy", "surprise", "angry", "sad", "disgust", "fear")
-
-
-def _read_kemdy20_annotation(path: Path) -> pd.DataFrame:
-    """One ``SessNN_eval.csv``: two header rows (``Eval01F`` … then ``Emotion, Valence, Arousal``) → a flat frame."""
-    raw = pd.read_csv(path, header=None, dtype=str, keep_default_na=False, encoding_errors="replace")
-    top = raw.iloc[0].replace("", np.nan).ffill().fillna("")
-    sub = raw.iloc[1]
-    names = [f"{a.strip()}_{b.strip()}" if b.strip() else a.strip() for a, b in zip(top, sub)]
-    frame = raw.iloc[2:].copy()
-    frame.columns = names
-    return frame.reset_index(drop=True)
-
-
-def _read_text(path: Path) -> str:
-    raw = path.read_bytes()
-    for encoding in ("utf-8", "cp949"):
-        try:
-            return raw.decode(encoding).strip()
-        except UnicodeDecodeError:
-            continue
-    return raw.decode("utf-8", errors="replace").strip()
-
-
-def load_kemdy20_votes(path: str | Path | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """KEMDy20's per-rater emotion labels as long votes, and the utterances with their transcripts.
-
-    Reads ``annotation/Sess*_eval.csv`` (columns ``Segment ID``, ``Total Evaluation`` and one ``EvalNN[F|M]``
-    group per rater, each with ``Emotion``) and, when present, the transcripts ``wav/Session*/<Segment ID>.txt``.
-    Labels are lower-cased and typos fixed (``disqust`` → ``disgust``); multi-label votes (``happy;neutral``)
-    are split into equal shares. Rater columns are taken as the same rater in every session file.
-    Returns ``(votes, utterances)`` with ``votes``: utterance, rater, label, share and ``utterances``:
-    utterance, text, total (the corpus' own aggregate label). Raises :class:`helpers.core.data.DataNotFoundError`
-    when the corpus is not there.
-    """
-    from helpers.core.data import dataset_dir
-
-    folder = dataset_dir("kemdy20", path, allow_download=False)
-    files = sorted((folder / "annotation").glob("*.csv"))
-    if not files:
-        raise FileNotFoundError(f"no annotation CSVs in {folder / 'annotation'}")
-    texts = {p.stem: p for p in (folder / "wav").glob("*/*.txt")}
-    votes, utterances = [], []
-    for file in files:
-        frame = _read_kemdy20_annotation(file)
-        seg_col = next((c for c in frame.columns if c.lower().startswith("segment")), None)
-        rater_cols = [c for c in frame.columns if re.match(r"^Eval\d+[A-Za-z]*_Emotion$", c)]
-        if seg_col is None or not rater_cols:
-            raise ValueError(f"{file}: expected a 'Segment ID' column and EvalNN 'Emotion' columns, found {list(frame.columns)[:12]}")
-        clean = frame[[seg_col, *rater_cols]].rename(columns={seg_col: "utterance"})
-        for col in rater_cols:
-            clean[col] = clean[col].map(lambda s: ";".join(KEMDY20_TYPOS.get(p.strip().lower(), p.strip().lower())
-                                                            for p in str(s).split(";") if p.strip()) or None)
-        long = votes_from_wide(clean, rater_cols, "utterance")
-        long["rater"] = long["rater"].str.removesuffix("_Emotion")
-        votes.append(long)
-        total_col = next((c for c in frame.columns if c.startswith("Total Evaluation") and c.endswith("Emotion")), None)
-        utterances.append(pd.DataFrame({
-            "utterance": frame[seg_col],
-            "text": [_read_text(texts[s]) if s in texts else "" for s in frame[seg_col]],
-            "total": frame[total_col] if total_col else "",
-        }))
-    return pd.concat(votes, ignore_index=True), pd.concat(utterances, ignore_index=True).drop_duplicates("utterance")
-
-
-# --------------------------------------------------------------------------- the loss
-
-
-def _as_targets(target: torch.Tensor, num_classes: int) -> torch.Tensor:
-    if target.dim() == 1:
-        return F.one_hot(target.long(), num_classes).float()
-    if target.shape[-1] != num_classes:
-        raise ValueError(f"soft targets have {target.shape[-1]} classes, the logits {num_classes}")
-    return target.float()
-
-
-def soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
-    """Cross-entropy against a target *distribution*: mean over examples of ``-Σ_c w_c t_c log p_c / Σ_c w_c t_c``.
-
-    ``target`` is ``[n, C]`` probabilities (rows summing to 1) or ``[n]`` class ids; for class ids (one-hot
-    targets) it equals ``nn.CrossEntropyLoss(weight=weight)`` exactly, class-weighted mean included.
-    """
-    t = _as_targets(target, logits.shape[-1])
-    logp = F.log_softmax(logits.float(), dim=-1)
-    if weight is None:
-        return -(t * logp).sum(-1).mean()
-    w = weight.to(logp.device, logp.dtype)
-    return -(t * w * logp).sum() / (t * w).sum()
-
-
-class SoftTargetLoss(nn.Module):
-    """:func:`soft_cross_entropy` as a module (accepts class ids or distributions)."""
-
-    def __init__(self, weight: torch.Tensor | None = None):
-        super().__init__()
-        self.weight = weight
-
-    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return soft_cross_entropy(logits, target, self.weight)
-
-
 # --------------------------------------------------------------------------- a model trained on label distributions
-
-
-def expand_soft_targets(targets, num_classes: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(row, label, weight)``: one entry per example and label with a non-zero share of ``targets``.
-
-    Fitting any weighted classifier on ``x[row]``, ``label`` with ``sample_weight=weight`` minimises
-    Σ_i Σ_c t_ic · (−log p_c(x_i)), the soft-target cross-entropy; class ids give one entry of weight 1 each.
-    """
-    t = np.asarray(targets, dtype=float)
-    if t.ndim == 1:
-        k = num_classes or int(t.max()) + 1
-        t = np.eye(k)[t.astype(int)]
-    if (t < 0).any() or not np.allclose(t.sum(axis=1), 1.0, atol=1e-6):
-        raise ValueError("targets must be class ids or rows of probabilities that sum to 1")
-    row, label = np.nonzero(t > 0)
-    return row, label, t[row, label]
-
-
-def fit_soft_logreg(x_train, targets, seed: int = 42, C: float = 2.0, num_classes: int | None = None):
-    """Logistic regression (the TF-IDF baseline's, :func:`helpers.text.korean_emotion.logreg`) trained on label
-    distributions: each example enters once per label it has a share of, weighted by that share, so the model
-    minimises the soft-target cross-entropy (the same loss as :func:`soft_cross_entropy`, plus the L2 penalty)."""
-    import warnings
-
-    from sklearn.exceptions import ConvergenceWarning
-
-    from helpers.text.korean_emotion import logreg
-
-    row, label, weight = expand_soft_targets(targets, num_classes)
-    model = logreg(seed, C=C)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        return model.fit(x_train[row], label, sample_weight=weight)
 
 
 def compare_targets(train_texts: Sequence[str], targets: dict, val_texts: Sequence[str], val_labels: Sequence[int],
                     seed: int = 42) -> pd.DataFrame:
     """Train the same model (:func:`fit_soft_logreg` on TF-IDF features) once per entry of ``targets`` (name → class
     ids or label distributions for ``train_texts``); score each on ``val_texts`` / ``val_labels``: accuracy, macro-F1."""
-    from helpers.text.korean_emotion import fold_metrics, tfidf_vectorizer
-
     vectorizer = tfidf_vectorizer()
     x_train, x_val = vectorizer.fit_transform(list(train_texts)), vectorizer.transform(list(val_texts))
     val_labels = np.asarray(val_labels, dtype=int)
@@ -271,12 +133,22 @@ def compare_targets(train_texts: Sequence[str], targets: dict, val_texts: Sequen
     for name, target in targets.items():
         model = fit_soft_logreg(x_train, target, seed=seed, num_classes=num_classes)
         m = fold_metrics(val_labels, model.predict(x_val), num_classes)
-        rows.append({"trained on": name, "accuracy": m["accuracy"], "f1_macro": m["f1_macro"]})
+        rows.append({"trained on": name, "accuracy": m["accuracy"], "macro_f1": m["macro_f1"]})
     return pd.DataFrame(rows).set_index("trained on")
 
 
 __all__ = [
     "votes_from_wide", "majority_labels", "rater_agreement", "weighted_label_distribution", "soft_labels",
-    "KEMDY20_EMOTIONS", "KEMDY20_TYPOS", "load_kemdy20_votes", "soft_cross_entropy", "SoftTargetLoss",
-    "expand_soft_targets", "fit_soft_logreg", "compare_targets",
+    "soft_cross_entropy", "SoftTargetLoss", "expand_soft_targets", "fit_soft_logreg", "compare_targets",
 ]
+
+
+def __getattr__(name: str):
+    # Transitional: notebook 06 still reads sl.load_kemdy20_votes / sl.KEMDY20_*, which moved to
+    # helpers.multimodal.kemdy20. Imported lazily (text must not import multimodal at load time, and kemdy20 imports
+    # this module); delete this function once the notebook imports them from helpers.multimodal.kemdy20.
+    if name in ("load_kemdy20_votes", "KEMDY20_EMOTIONS", "KEMDY20_TYPOS"):
+        from helpers.multimodal import kemdy20
+
+        return getattr(kemdy20, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
