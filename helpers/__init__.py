@@ -5,7 +5,7 @@
   checkpoint, distributed, model_folder;
 - ``helpers.text``: pipeline (tokenise, vocabulary, batches), korean, subword, lstm, hf_finetune, rnn_cells,
   korean_emotion and soft_labels (notebook 06), macaron (notebook 07);
-- ``helpers.audio``: features (loading, MFCC, augmentation), cnn, cnn_recipe (notebook 08), wav2vec (09);
+- ``helpers.audio``: features (loading, MFCC, augmentation), cnn, cnn_recipe and egemaps (notebook 08), wav2vec (09);
 - ``helpers.multimodal``: kemdy20, fusion (10);  ``helpers.pretrained``: the pretrained-model registry;
 - ``helpers.cli``: train_text, train_audio, evaluate, script_loop (``python -m helpers.cli.<name>``).
 
