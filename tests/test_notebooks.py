@@ -47,6 +47,6 @@ def test_published_notebook_carries_its_full_run(path):
     assert nb.metadata.get("course", {}).get("profile") == "full", "publish with: python -m helpers.core.run --profile full --publish"
     assert not any(o.get("output_type") == "error" for c in code for o in c.outputs)
     draws = any("plt." in c.source or "plot_" in c.source for c in code)
-    images = sum("image/png" in o.get("data", {}) for c in code for o in c.outputs)
+    images = sum(any(kind.startswith("image/") for kind in o.get("data", {})) for c in code for o in c.outputs)  # png or jpeg
     assert images or not draws, "the notebook draws plots but its outputs hold none"
     assert (path.parent.parent / "results" / f"{path.stem}.json").exists()
