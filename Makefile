@@ -1,4 +1,6 @@
 # make run   — create .venv, install the course, run every notebook headless (quick profile)
+# make lint  — ruff check + ruff format --check over helpers, tests and benchmarks
+# make unit  — the unit tests only (no notebook is executed); the fast lane
 # make test  — create .venv if needed, run unit tests, every notebook through papermill, and nbval
 # make full  — run every notebook in the full profile and publish outputs, results/ and the README table
 PYTHON ?= python3
@@ -9,7 +11,8 @@ STAMP  := $(VENV)/.installed
 COURSE_DATA_DIR ?= $(wildcard $(abspath ../shared/data))
 export COURSE_DATA_DIR
 
-.PHONY: setup run test full readme clean
+.PHONY: setup run lint unit test full readme clean
+LINTED := helpers tests benchmarks
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +25,14 @@ setup: $(STAMP) offline-models
 
 run: setup
 	$(BIN)/python -m helpers.core.run --profile quick
+
+lint: setup
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
+
+# pytest exits 5 when it collected no test; make treats any non-zero exit as a failure
+unit: setup
+	$(BIN)/python -m pytest tests -m "not notebooks" -p no:cacheprovider -q
 
 test: setup
 	$(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider

@@ -1,4 +1,5 @@
 """helpers.core.distributed and the script loop under torchrun: two gloo ranks on CPU train exactly like one process."""
+
 import json
 import os
 import subprocess
@@ -7,13 +8,18 @@ import textwrap
 
 import pytest
 import torch
-
-from helpers.core.distributed import DistContext, DistributedError, MixedPrecision, default_precision, init_distributed, shard
-from helpers.core.env import REPO_ROOT
-from helpers.core.metrics import classification_metrics
-from helpers.core.training import IndexBatches, ShardBatch, eval_batches, shuffled_batches
-
 from text_fixtures import write_text_data  # noqa: E402  (tests/ is on sys.path under pytest)
+
+from helpers.core.distributed import (
+    DistContext,
+    DistributedError,
+    MixedPrecision,
+    default_precision,
+    init_distributed,
+    shard,
+)
+from helpers.core.env import REPO_ROOT
+from helpers.core.training import IndexBatches, ShardBatch, eval_batches, shuffled_batches
 
 
 def test_without_launcher_variables_it_is_one_process(monkeypatch):
@@ -72,9 +78,13 @@ def test_the_loaders_give_each_rank_its_share_of_the_same_batches():
         loader.set_epoch(1)
         items = list(loader)
         assert all(isinstance(b, ShardBatch) for b in items) and len(items) == len(batches(1)) == len(loader)
-        assert [b.global_size for b in items] == [len(b) for b in batches(1)]  # the last batch (3) still has one per rank
+        assert [b.global_size for b in items] == [
+            len(b) for b in batches(1)
+        ]  # the last batch (3) still has one per rank
         seen += [x for b in items for x in b.batch]
-        evaluated = [x for b in eval_batches(data, list, batch_size=4, ctx=DistContext(rank=rank, world_size=3)) for x in b]
+        evaluated = [
+            x for b in eval_batches(data, list, batch_size=4, ctx=DistContext(rank=rank, world_size=3)) for x in b
+        ]
         assert evaluated == data[rank::3]
     assert sorted(seen) == data
     tiny = IndexBatches(data, lambda epoch: [[0, 1, 2, 3], [4]], list, DistContext(rank=0, world_size=2))
@@ -100,22 +110,57 @@ def test_two_gloo_ranks_under_torchrun_match_a_single_process(tmp_path):
     spy.write_text(SPY)
     # batches of 9 are split 5 + 4 (the loss scaling must make that the global mean); no dropout: its masks
     # depend on how many examples each rank draws, the rest of the maths must agree
-    flags = ["lstm", "--data", str(data), "--epochs", "3", "--batch-size", "9", "--lr", "0.05", "--embed-dim", "16",
-             "--hidden-dim", "16", "--dropout", "0", "--embed-dropout", "0", "--threads", "1", "--no-progress",
-             "--device", "cpu"]  # gloo on CPU processes, also on a machine with a GPU
+    flags = [
+        "lstm",
+        "--data",
+        str(data),
+        "--epochs",
+        "3",
+        "--batch-size",
+        "9",
+        "--lr",
+        "0.05",
+        "--embed-dim",
+        "16",
+        "--hidden-dim",
+        "16",
+        "--dropout",
+        "0",
+        "--embed-dropout",
+        "0",
+        "--threads",
+        "1",
+        "--no-progress",
+        "--device",
+        "cpu",
+    ]  # gloo on CPU processes, also on a machine with a GPU
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
         env.pop(name, None)
     two, one = tmp_path / "two", tmp_path / "one"
     launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
-    done = subprocess.run([*launcher, str(spy), *flags, "--output", str(two)], cwd=REPO_ROOT, env=env,
-                          capture_output=True, text=True, timeout=240)
+    done = subprocess.run(
+        [*launcher, str(spy), *flags, "--output", str(two)],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
-    done = subprocess.run([sys.executable, str(spy), *flags, "--output", str(one)], cwd=REPO_ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, str(spy), *flags, "--output", str(one)],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
 
-    rank0, rank1, single = (torch.load(p, weights_only=True) for p in (two / "rank0.pt", two / "rank1.pt", one / "rank0.pt"))
+    rank0, rank1, single = (
+        torch.load(p, weights_only=True) for p in (two / "rank0.pt", two / "rank1.pt", one / "rank0.pt")
+    )
     for name in single:
         assert torch.equal(rank0[name], rank1[name]), f"the ranks disagree on {name}"
         torch.testing.assert_close(rank0[name], single[name], atol=1e-5, rtol=1e-5)
@@ -132,6 +177,13 @@ def test_two_gloo_ranks_under_torchrun_match_a_single_process(tmp_path):
     for key in ("loss", "accuracy", "macro_f1", "n"):
         assert m2["test"][key] == pytest.approx(m1["test"][key], abs=1e-5)
     assert m1["history"][-1]["train_loss"] < m1["history"][0]["train_loss"]  # it did learn something
-    assert {p.name for p in two.iterdir()} == {"checkpoints", "metrics.json", "model", "run_config.json", "train.log",
-                                               "rank0.pt", "rank1.pt"}
+    assert {p.name for p in two.iterdir()} == {
+        "checkpoints",
+        "metrics.json",
+        "model",
+        "run_config.json",
+        "train.log",
+        "rank0.pt",
+        "rank1.pt",
+    }
     assert (two / "train.log").read_text().count("epoch 3:") == 1  # one log, written by rank 0 only

@@ -3,6 +3,7 @@
 Direction (an arrow means "may import"): cli → multimodal → text, audio → core; pretrained → core. core imports no
 other part; text and audio do not import each other. Imports inside functions count too (they hide the graph).
 """
+
 import ast
 from pathlib import Path
 
@@ -66,8 +67,11 @@ def test_sub_packages_import_only_downwards():
         part = _part(module)
         if part not in ALLOWED:
             continue
-        wrong += [f"{module} → {t}" for t in sorted(targets)
-                  if _part(t) is not None and _part(t) not in ALLOWED[part] and (module, t) not in EXCEPTIONS]
+        wrong += [
+            f"{module} → {t}"
+            for t in sorted(targets)
+            if _part(t) is not None and _part(t) not in ALLOWED[part] and (module, t) not in EXCEPTIONS
+        ]
     assert not wrong, "imports against the layering (see this test's docstring):\n" + "\n".join(wrong)
 
 
@@ -80,7 +84,7 @@ def test_no_import_cycles():
         stack.append(node)
         for nxt in sorted(graph.get(node, ())):
             if state.get(nxt) == "open":
-                cycles.append(stack[stack.index(nxt):] + [nxt])
+                cycles.append(stack[stack.index(nxt) :] + [nxt])
             elif nxt not in state:
                 visit(nxt)
         stack.pop()
@@ -98,4 +102,5 @@ def test_the_graph_sees_imports_inside_functions(tmp_path):
     assert "helpers.core.training" in graph["helpers.cli.script_loop"]
     assert "helpers.core.metrics" in graph["helpers.core.training"]
     assert ("helpers.text.soft_labels", "helpers.multimodal.kemdy20") in {
-        (m, t) for m, ts in graph.items() for t in ts}  # found although it sits inside __getattr__
+        (m, t) for m, ts in graph.items() for t in ts
+    }  # found although it sits inside __getattr__

@@ -8,9 +8,10 @@
 
 Targets are ``[n]`` class ids or ``[n, C]`` rows of probabilities (:func:`as_targets`).
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -30,7 +31,7 @@ def as_targets(target: torch.Tensor, num_classes: int) -> torch.Tensor:
 
 
 def class_weights(labels: Sequence[int], num_classes: int) -> torch.Tensor:
-    """"Balanced" class weights ``n / (k · count_c)`` (scikit-learn's ``class_weight="balanced"``)."""
+    """ "Balanced" class weights ``n / (k · count_c)`` (scikit-learn's ``class_weight="balanced"``)."""
     counts = np.bincount(np.asarray(labels, dtype=int), minlength=num_classes).astype(float)
     if (counts == 0).any():
         raise ValueError(f"classes {np.flatnonzero(counts == 0).tolist()} have no examples")

@@ -1,4 +1,5 @@
 """Model parameters: how many a model trains, and the usual AdamW grouping (no weight decay on biases and norms)."""
+
 from __future__ import annotations
 
 from torch import nn

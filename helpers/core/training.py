@@ -25,14 +25,16 @@ at the end of each epoch (StepLR-style schedules).
 A batch is either a dict (Hugging Face style, with a ``"labels"`` key; the model returns an object with
 ``.logits``) or a tuple ``(*inputs, labels)`` where ``model(*inputs)`` returns logits.
 """
+
 from __future__ import annotations
 
 import copy
 import math
 import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -41,10 +43,21 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from helpers.core.checkpoint import (
-    latest_checkpoint, load_checkpoint, restore, rng_state, save_checkpoint, set_rng_state,
+    latest_checkpoint,
+    load_checkpoint,
+    restore,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
 )
 from helpers.core.distributed import (
-    DistContext, MixedPrecision, all_gather_objects, all_reduce_sum, shard, unwrap, wrap_model,
+    DistContext,
+    MixedPrecision,
+    all_gather_objects,
+    all_reduce_sum,
+    shard,
+    unwrap,
+    wrap_model,
 )
 from helpers.core.metrics import classification_metrics
 
@@ -88,9 +101,15 @@ class History:
         """One dict per epoch: ``epoch``, ``train_loss``, ``train_accuracy``, the ``val_*`` metrics, ``seconds``."""
         out = []
         for i in range(len(self.train_loss)):
-            row: dict[str, Any] = {"epoch": i + 1, "train_loss": self.train_loss[i], "train_accuracy": self.train_accuracy[i]}
+            row: dict[str, Any] = {
+                "epoch": i + 1,
+                "train_loss": self.train_loss[i],
+                "train_accuracy": self.train_accuracy[i],
+            }
             if i < len(self.val_loss):
-                row.update(val_loss=self.val_loss[i], val_accuracy=self.val_accuracy[i], val_macro_f1=self.val_macro_f1[i])
+                row.update(
+                    val_loss=self.val_loss[i], val_accuracy=self.val_accuracy[i], val_macro_f1=self.val_macro_f1[i]
+                )
             row["seconds"] = self.epoch_seconds[i]
             out.append(row)
         return out
@@ -124,8 +143,13 @@ class IndexBatches:
     :attr:`skipped`). :func:`fit` calls :meth:`set_epoch` before each epoch.
     """
 
-    def __init__(self, dataset: Sequence, epoch_batches: Callable[[int], list[list[int]]], collate: Callable[[list], Any],
-                 ctx: DistContext | None = None):
+    def __init__(
+        self,
+        dataset: Sequence,
+        epoch_batches: Callable[[int], list[list[int]]],
+        collate: Callable[[list], Any],
+        ctx: DistContext | None = None,
+    ):
         self.dataset, self.epoch_batches, self.collate = dataset, epoch_batches, collate
         self.ctx = ctx or DistContext()
         self.epoch, self.skipped = 0, 0
@@ -145,8 +169,9 @@ class IndexBatches:
             yield ShardBatch(self.collate([self.dataset[i] for i in shard(global_batch, self.ctx)]), len(global_batch))
 
 
-def eval_batches(dataset: Sequence, collate: Callable[[list], Any], batch_size: int = 256,
-                 ctx: DistContext | None = None) -> list:
+def eval_batches(
+    dataset: Sequence, collate: Callable[[list], Any], batch_size: int = 256, ctx: DistContext | None = None
+) -> list:
     """An evaluation loader: this process's share of ``dataset`` (every ``world_size``-th example, no padding),
     in order, collated in batches of ``batch_size`` (lazily, one batch at a time)."""
     indices = shard(range(len(dataset)), ctx or DistContext())
@@ -157,7 +182,7 @@ def eval_batches(dataset: Sequence, collate: Callable[[list], Any], batch_size: 
 
         def __iter__(self):
             for start in range(0, len(indices), batch_size):
-                yield collate([dataset[i] for i in indices[start:start + batch_size]])
+                yield collate([dataset[i] for i in indices[start : start + batch_size]])
 
     return _Batches()
 
@@ -169,7 +194,7 @@ def shuffled_batches(n: int, batch_size: int, seed: int) -> Callable[[int], list
 
     def batches(epoch: int) -> list[list[int]]:
         order = np.random.default_rng([seed, epoch]).permutation(n).tolist()
-        return [order[i:i + batch_size] for i in range(0, n, batch_size)]
+        return [order[i : i + batch_size] for i in range(0, n, batch_size)]
 
     return batches
 
@@ -194,8 +219,9 @@ def forward_batch(model: nn.Module, batch) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 @torch.no_grad()
-def predict_logits(model: nn.Module, loader: Iterable, device: torch.device, progress: bool = False,
-                   ctx: DistContext | None = None) -> tuple[np.ndarray, np.ndarray]:
+def predict_logits(
+    model: nn.Module, loader: Iterable, device: torch.device, progress: bool = False, ctx: DistContext | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Logits and labels of every batch in ``loader`` (model in eval mode, fp32).
 
     With ``ctx`` of several processes each scores its share and every process gets all of them (rank by rank)."""
@@ -214,8 +240,13 @@ def predict_logits(model: nn.Module, loader: Iterable, device: torch.device, pro
     return logits, labels
 
 
-def evaluate(model: nn.Module, loader: Iterable, device: torch.device, loss_fn: Callable | None = None,
-             ctx: DistContext | None = None) -> dict[str, float]:
+def evaluate(
+    model: nn.Module,
+    loader: Iterable,
+    device: torch.device,
+    loss_fn: Callable | None = None,
+    ctx: DistContext | None = None,
+) -> dict[str, float]:
     """Loss (when ``loss_fn`` is given) and :func:`classification_metrics` over ``loader`` (over every process's
     share when ``ctx`` has several: the same numbers as one process scoring everything)."""
     logits, labels = predict_logits(model, loader, device, ctx=ctx)
@@ -238,8 +269,10 @@ def resolve_precision(precision: str | None, use_amp: bool | None) -> str:
 def _resume_checkpoint(resume, checkpoint_dir: Path | None) -> dict | None:
     if resume is None:
         if checkpoint_dir is not None and (newest := latest_checkpoint(checkpoint_dir)) is not None:
-            raise TrainingError(f"{checkpoint_dir} already holds checkpoints (newest: {newest.name}); pass "
-                                "resume='auto' to continue that run, or choose another checkpoint_dir")
+            raise TrainingError(
+                f"{checkpoint_dir} already holds checkpoints (newest: {newest.name}); pass "
+                "resume='auto' to continue that run, or choose another checkpoint_dir"
+            )
         return None
     if isinstance(resume, dict):
         return resume
@@ -365,7 +398,9 @@ def fit(
             if scheduler is not None and scheduler_step == "batch":
                 scheduler.step()
             n = len(labels)
-            totals += torch.tensor([loss_value * n, (logits.argmax(dim=1) == labels).sum().item(), n], dtype=torch.float64)
+            totals += torch.tensor(
+                [loss_value * n, (logits.argmax(dim=1) == labels).sum().item(), n], dtype=torch.float64
+            )
             bar.set_postfix(loss=f"{totals[0].item() / totals[2].item():.4f}")
         loss_sum, correct, seen = all_reduce_sum(totals.numpy(), ctx)
         if seen == 0:
@@ -373,7 +408,10 @@ def fit(
         if not math.isfinite(loss_sum):
             raise _not_finite(loss_sum, epoch, checkpoint_dir)
         if getattr(train_loader, "skipped", 0):
-            log(f"epoch {epoch}: {train_loader.skipped} example(s) of a last batch smaller than the number of processes skipped")
+            log(
+                f"epoch {epoch}: {train_loader.skipped} example(s) of a last batch smaller than the number of "
+                "processes skipped"
+            )
         if scheduler is not None and scheduler_step == "epoch":
             scheduler.step()
         history.train_loss.append(float(loss_sum / seen))
@@ -398,14 +436,30 @@ def fit(
         if checkpoint_dir is not None:
             rngs = all_gather_objects(rng_state(generators), ctx)
             if ctx.is_main:
-                state = {"history": history.state_dict(), "best_score": best_score, "bad_epochs": bad_epochs,
-                         "best_model": best_state}
-                path = save_checkpoint(checkpoint_dir, epoch, model, optimizer, scheduler, amp.state_dict(), config,
-                                       state, rngs, keep=keep_checkpoints)
+                state = {
+                    "history": history.state_dict(),
+                    "best_score": best_score,
+                    "bad_epochs": bad_epochs,
+                    "best_model": best_state,
+                }
+                path = save_checkpoint(
+                    checkpoint_dir,
+                    epoch,
+                    model,
+                    optimizer,
+                    scheduler,
+                    amp.state_dict(),
+                    config,
+                    state,
+                    rngs,
+                    keep=keep_checkpoints,
+                )
         msg = f"epoch {epoch}: train loss {history.train_loss[-1]:.4f} acc {history.train_accuracy[-1]:.4f}"
         if val_loader is not None:
-            msg += (f" | val loss {history.val_loss[-1]:.4f} acc {history.val_accuracy[-1]:.4f} "
-                    f"macro-F1 {history.val_macro_f1[-1]:.4f}")
+            msg += (
+                f" | val loss {history.val_loss[-1]:.4f} acc {history.val_accuracy[-1]:.4f} "
+                f"macro-F1 {history.val_macro_f1[-1]:.4f}"
+            )
         log(msg + (f" | {history.epoch_seconds[-1]:.1f} s → {path.name}" if path is not None else ""))
         if on_epoch_end is not None:
             on_epoch_end(epoch, history, path)
@@ -422,8 +476,12 @@ def _saved_history(saved: dict) -> History:
     kept = saved.get("history") or {}
     if isinstance(kept, dict):
         return History.from_state(kept)
-    history = History(best_epoch=saved.get("best_epoch", -1), stopped_early=saved.get("stopped_early", False),
-                      best_validation=saved.get("best_validation"), resumed_at=list(saved.get("resumed_at", [])))
+    history = History(
+        best_epoch=saved.get("best_epoch", -1),
+        stopped_early=saved.get("stopped_early", False),
+        best_validation=saved.get("best_validation"),
+        resumed_at=list(saved.get("resumed_at", [])),
+    )
     for row in kept:
         for key in _PER_EPOCH:
             source = "seconds" if key == "epoch_seconds" else key
@@ -434,12 +492,25 @@ def _saved_history(saved: dict) -> History:
 
 def _not_finite(value: float, epoch: int, checkpoint_dir: Path | None) -> LossNotFiniteError:
     where = f"; the checkpoints in {checkpoint_dir} are from before it" if checkpoint_dir is not None else ""
-    return LossNotFiniteError(f"the training loss became {value} in epoch {epoch}; lower the learning rate "
-                              f"(or train in fp32){where}")
+    return LossNotFiniteError(
+        f"the training loss became {value} in epoch {epoch}; lower the learning rate (or train in fp32){where}"
+    )
 
 
 __all__ = [
-    "MONITORS", "DEFAULT_MONITOR", "SCHEDULER_STEPS", "TrainingError", "LossNotFiniteError", "History", "ShardBatch",
-    "IndexBatches", "eval_batches", "shuffled_batches", "forward_batch", "predict_logits", "evaluate",
-    "resolve_precision", "fit",
+    "MONITORS",
+    "DEFAULT_MONITOR",
+    "SCHEDULER_STEPS",
+    "TrainingError",
+    "LossNotFiniteError",
+    "History",
+    "ShardBatch",
+    "IndexBatches",
+    "eval_batches",
+    "shuffled_batches",
+    "forward_batch",
+    "predict_logits",
+    "evaluate",
+    "resolve_precision",
+    "fit",
 ]

@@ -11,11 +11,12 @@
   sigmoid gate per modality); :func:`train_fusion_head` trains a head (with optional modality dropout),
   :func:`fusion_proba` scores it.
 """
+
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -30,8 +31,15 @@ from helpers.text.baselines import fit_quietly, logreg, tfidf_vectorizer
 # The seven emotions RAVDESS and the Korean single-turn sentences share (RAVDESS's names; "calm" has no Korean
 # counterpart and is dropped).
 FUSION_EMOTIONS = ("neutral", "happy", "sad", "angry", "fearful", "disgust", "surprised")
-KO_GLOSS_TO_FUSION = {"neutral": "neutral", "happiness": "happy", "sadness": "sad", "anger": "angry",
-                      "fear": "fearful", "disgust": "disgust", "surprise": "surprised"}
+KO_GLOSS_TO_FUSION = {
+    "neutral": "neutral",
+    "happiness": "happy",
+    "sadness": "sad",
+    "anger": "angry",
+    "fear": "fearful",
+    "disgust": "disgust",
+    "surprise": "surprised",
+}
 SPLITS = ("train", "val", "test")
 
 
@@ -75,8 +83,9 @@ class PairedFold:
         return self.pairs[self.pairs["split"] == name].reset_index(drop=True)
 
 
-def _check_frames(clips: pd.DataFrame, texts: pd.DataFrame, label_col: str, speaker_col: str, text_col: str,
-                  emotions: Sequence[str]) -> None:
+def _check_frames(
+    clips: pd.DataFrame, texts: pd.DataFrame, label_col: str, speaker_col: str, text_col: str, emotions: Sequence[str]
+) -> None:
     for name, frame, cols in (("clips", clips, (label_col, speaker_col)), ("texts", texts, (label_col, text_col))):
         missing = [c for c in cols if c not in frame.columns]
         if missing:
@@ -84,20 +93,28 @@ def _check_frames(clips: pd.DataFrame, texts: pd.DataFrame, label_col: str, spea
     for name, frame in (("clips", clips), ("texts", texts)):
         stray = sorted(set(frame[label_col]) - set(emotions))
         if stray:
-            raise PairingError(f"{name} have emotions {stray} outside the pairing emotions {list(emotions)}; "
-                               "map or drop them first (RAVDESS's 'calm' has no sentence counterpart)")
+            raise PairingError(
+                f"{name} have emotions {stray} outside the pairing emotions {list(emotions)}; "
+                "map or drop them first (RAVDESS's 'calm' has no sentence counterpart)"
+            )
     no_text = [e for e in emotions if e in set(clips[label_col]) and e not in set(texts[label_col])]
     if no_text:
         raise PairingError(f"emotion(s) {no_text} have clips but no candidate sentence at all")
     if texts[text_col].duplicated().any():
         n = int(texts[text_col].duplicated().sum())
-        raise PairingError(f"{n} sentences occur more than once, so a sentence could land in two splits; "
-                           "remove repeats first (helpers.multimodal.fusion.drop_duplicate_sentences)")
+        raise PairingError(
+            f"{n} sentences occur more than once, so a sentence could land in two splits; "
+            "remove repeats first (helpers.multimodal.fusion.drop_duplicate_sentences)"
+        )
 
 
-def _check_audio_split(clips: pd.DataFrame, split: Sequence[np.ndarray], fold: int, speaker_col: str) -> dict[str, np.ndarray]:
+def _check_audio_split(
+    clips: pd.DataFrame, split: Sequence[np.ndarray], fold: int, speaker_col: str
+) -> dict[str, np.ndarray]:
     if len(split) != 3:
-        raise PairingError(f"fold {fold}: an audio split must be (train, val, test) index arrays, got {len(split)} parts")
+        raise PairingError(
+            f"fold {fold}: an audio split must be (train, val, test) index arrays, got {len(split)} parts"
+        )
     parts = {name: np.asarray(idx, dtype=np.int64) for name, idx in zip(SPLITS, split)}
     for name, idx in parts.items():
         if len(idx) == 0:
@@ -108,20 +125,25 @@ def _check_audio_split(clips: pd.DataFrame, split: Sequence[np.ndarray], fold: i
     for a, b in (("train", "val"), ("train", "test"), ("val", "test")):
         shared = speakers[a] & speakers[b]
         if shared:
-            raise PairingError(f"fold {fold}: speakers {sorted(shared)} are in both the audio {a} and {b} splits; "
-                               "the audio side must be speaker-independent (use helpers.audio.cnn_recipe.speaker_splits)")
+            raise PairingError(
+                f"fold {fold}: speakers {sorted(shared)} are in both the audio {a} and {b} splits; "
+                "the audio side must be speaker-independent (use helpers.audio.cnn_recipe.speaker_splits)"
+            )
     return parts
 
 
-def _draw(pool: np.ndarray, pool_labels: np.ndarray, need: Mapping[str, int], rng: np.random.Generator,
-          fold: int, split: str) -> dict[str, np.ndarray]:
+def _draw(
+    pool: np.ndarray, pool_labels: np.ndarray, need: Mapping[str, int], rng: np.random.Generator, fold: int, split: str
+) -> dict[str, np.ndarray]:
     """For each emotion, ``need[emotion]`` distinct positions of ``pool`` with that label, in random order."""
     drawn = {}
     for emotion, n in need.items():
         candidates = pool[pool_labels == emotion]
         if len(candidates) < n:
-            raise PairingError(f"fold {fold}, {split} split: emotion {emotion!r} needs {n} sentences but only "
-                               f"{len(candidates)} are available; use fewer partners per clip or more sentences")
+            raise PairingError(
+                f"fold {fold}, {split} split: emotion {emotion!r} needs {n} sentences but only "
+                f"{len(candidates)} are available; use fewer partners per clip or more sentences"
+            )
         drawn[emotion] = rng.permutation(candidates)[:n]
     return drawn
 
@@ -166,7 +188,10 @@ def build_paired_folds(
     emotion_id = {e: i for i, e in enumerate(emotions)}
     clip_labels = clips[label_col].to_numpy()
     text_labels = texts[label_col].to_numpy()
-    text_folds = [te for _, te in StratifiedKFold(n_folds, shuffle=True, random_state=seed).split(np.zeros(len(texts)), text_labels)]
+    text_folds = [
+        te
+        for _, te in StratifiedKFold(n_folds, shuffle=True, random_state=seed).split(np.zeros(len(texts)), text_labels)
+    ]
     folds = []
     for fold, split in enumerate(audio_splits):
         parts = _check_audio_split(clips, split, fold, speaker_col)
@@ -186,13 +211,15 @@ def build_paired_folds(
                     sentence = int(drawn[emotion][taken[emotion]])
                     taken[emotion] += 1
                     used.add(sentence)
-                    rows.append((name, int(clip), sentence, emotion, emotion_id[emotion], clips[speaker_col].iloc[clip]))
+                    rows.append(
+                        (name, int(clip), sentence, emotion, emotion_id[emotion], clips[speaker_col].iloc[clip])
+                    )
         pairs = pd.DataFrame(rows, columns=["split", "clip_row", "sentence_row", "emotion", "label", "speaker"])
         branch = np.setdiff1d(rest_pool, pairs["sentence_row"].to_numpy())
         if text_branch_limit is not None and text_branch_limit < len(branch):
-
-            branch, _ = train_test_split(branch, train_size=text_branch_limit, stratify=text_labels[branch],
-                                         random_state=seed + fold)
+            branch, _ = train_test_split(
+                branch, train_size=text_branch_limit, stratify=text_labels[branch], random_state=seed + fold
+            )
         folds.append(PairedFold(fold, pairs, np.sort(branch), parts))
     return folds
 
@@ -245,8 +272,13 @@ class EarlyFusion(nn.Module):
 
     def __init__(self, text_dim: int, audio_dim: int, num_classes: int, hidden: int = 128, dropout: float = 0.3):
         super().__init__()
-        self.net = nn.Sequential(nn.Dropout(dropout / 2), nn.Linear(text_dim + audio_dim, hidden), nn.ReLU(),
-                                 nn.Dropout(dropout), nn.Linear(hidden, num_classes))
+        self.net = nn.Sequential(
+            nn.Dropout(dropout / 2),
+            nn.Linear(text_dim + audio_dim, hidden),
+            nn.ReLU(),
+            nn.Dropout(dropout),
+            nn.Linear(hidden, num_classes),
+        )
 
     def forward(self, text: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
         return self.net(torch.cat([text, audio], dim=-1))
@@ -295,13 +327,24 @@ def late_fusion(p_text: np.ndarray, p_audio: np.ndarray, text_weight: float = 0.
     return text_weight * p_text + (1.0 - text_weight) * p_audio
 
 
-def choose_late_weight(p_text: np.ndarray, p_audio: np.ndarray, labels: Sequence[int],
-                       grid: Sequence[float] = tuple(np.round(np.linspace(0, 1, 21), 2))) -> tuple[float, pd.Series]:
+def choose_late_weight(
+    p_text: np.ndarray,
+    p_audio: np.ndarray,
+    labels: Sequence[int],
+    grid: Sequence[float] = tuple(np.round(np.linspace(0, 1, 21), 2)),
+) -> tuple[float, pd.Series]:
     """The text weight of :func:`late_fusion` with the lowest log-loss on (validation) ``labels``, and the
     log-loss of every weight of ``grid``."""
     labels = np.asarray(labels, dtype=int)
-    losses = pd.Series({float(w): float(-np.log(np.clip(late_fusion(p_text, p_audio, w)[np.arange(len(labels)), labels],
-                                                        1e-9, None)).mean()) for w in grid}, name="val log-loss")
+    losses = pd.Series(
+        {
+            float(w): float(
+                -np.log(np.clip(late_fusion(p_text, p_audio, w)[np.arange(len(labels)), labels], 1e-9, None)).mean()
+            )
+            for w in grid
+        },
+        name="val log-loss",
+    )
     return float(losses.idxmin()), losses
 
 
@@ -335,7 +378,7 @@ class _ShuffledTensors:
     def __iter__(self):
         order = torch.randperm(len(self.tensors[0]), generator=self.generator)
         for b in range(0, len(order), self.batch_size):
-            i = order[b:b + self.batch_size]
+            i = order[b : b + self.batch_size]
             yield tuple(t[i] for t in self.tensors)
 
 
@@ -371,10 +414,20 @@ def train_fusion_head(
     xt, xa, y = (torch.tensor(np.asarray(a)) for a in train)  # copies: pandas hands out read-only arrays
     vt, va, vy = (torch.tensor(np.asarray(a)) for a in val)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    history = fit(model, _ShuffledTensors((xt, xa, y.long()), batch_size, generator), [(vt, va, vy.long())], optimizer,
-                  epochs, torch.device("cpu"), loss_fn=nn.CrossEntropyLoss(label_smoothing=label_smoothing),
-                  val_loss_fn=nn.CrossEntropyLoss(), batch_transform=dropout, monitor="val_loss", precision="fp32",
-                  progress=False)
+    history = fit(
+        model,
+        _ShuffledTensors((xt, xa, y.long()), batch_size, generator),
+        [(vt, va, vy.long())],
+        optimizer,
+        epochs,
+        torch.device("cpu"),
+        loss_fn=nn.CrossEntropyLoss(label_smoothing=label_smoothing),
+        val_loss_fn=nn.CrossEntropyLoss(),
+        batch_transform=dropout,
+        monitor="val_loss",
+        precision="fp32",
+        progress=False,
+    )
     model.eval()
     return FusionHistory(history.train_loss, history.val_loss, history.best_epoch, float(sum(history.epoch_seconds)))
 
@@ -394,7 +447,21 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 
 __all__ = [
-    "FUSION_EMOTIONS", "KO_GLOSS_TO_FUSION", "PairingError", "PairedFold", "drop_duplicate_sentences",
-    "build_paired_folds", "TextBranch", "Standardizer", "EarlyFusion", "GatedFusion", "late_fusion",
-    "choose_late_weight", "ModalityDropout", "train_fusion_head", "FusionHistory", "fusion_proba", "softmax",
+    "FUSION_EMOTIONS",
+    "KO_GLOSS_TO_FUSION",
+    "PairingError",
+    "PairedFold",
+    "drop_duplicate_sentences",
+    "build_paired_folds",
+    "TextBranch",
+    "Standardizer",
+    "EarlyFusion",
+    "GatedFusion",
+    "late_fusion",
+    "choose_late_weight",
+    "ModalityDropout",
+    "train_fusion_head",
+    "FusionHistory",
+    "fusion_proba",
+    "softmax",
 ]

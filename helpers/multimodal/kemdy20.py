@@ -13,12 +13,13 @@ The votes are read by :func:`load_kemdy20_votes` (labels lower-cased, typos such
 notebook 06 by :func:`helpers.text.soft_labels.soft_labels`: each rater weighs as much as their agreement with the
 majority, each utterance gets the weighted vote shares (``p_<emotion>`` columns) and their argmax (``label``).
 """
+
 from __future__ import annotations
 
 import re
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 import pandas as pd
@@ -31,8 +32,13 @@ _SEGMENT = re.compile(r"^(?P<session>Sess\d+)_(?P<script>[^_]+)_(?P<speaker>[^_]
 _NOISE_TAG = re.compile(r"(?<!\S)(?:[A-Za-z]/|/[A-Za-z])(?!\S)")
 
 
-
-KEMDY20_TYPOS = {"disqust": "disgust", "surprised": "surprise", "happiness": "happy", "anger": "angry", "sadness": "sad"}
+KEMDY20_TYPOS = {
+    "disqust": "disgust",
+    "surprised": "surprise",
+    "happiness": "happy",
+    "anger": "angry",
+    "sadness": "sad",
+}
 KEMDY20_EMOTIONS = ("neutral", "happy", "surprise", "angry", "sad", "disgust", "fear")
 
 
@@ -79,20 +85,32 @@ def load_kemdy20_votes(path: str | Path | None = None) -> tuple[pd.DataFrame, pd
         seg_col = next((c for c in frame.columns if c.lower().startswith("segment")), None)
         rater_cols = [c for c in frame.columns if re.match(r"^Eval\d+[A-Za-z]*_Emotion$", c)]
         if seg_col is None or not rater_cols:
-            raise ValueError(f"{file}: expected a 'Segment ID' column and EvalNN 'Emotion' columns, found {list(frame.columns)[:12]}")
+            raise ValueError(
+                f"{file}: expected a 'Segment ID' column and EvalNN 'Emotion' columns, found {list(frame.columns)[:12]}"
+            )
         clean = frame[[seg_col, *rater_cols]].rename(columns={seg_col: "utterance"})
         for col in rater_cols:
-            clean[col] = clean[col].map(lambda s: ";".join(KEMDY20_TYPOS.get(p.strip().lower(), p.strip().lower())
-                                                            for p in str(s).split(";") if p.strip()) or None)
+            clean[col] = clean[col].map(
+                lambda s: (
+                    ";".join(
+                        KEMDY20_TYPOS.get(p.strip().lower(), p.strip().lower()) for p in str(s).split(";") if p.strip()
+                    )
+                    or None
+                )
+            )
         long = votes_from_wide(clean, rater_cols, "utterance")
         long["rater"] = long["rater"].str.removesuffix("_Emotion")
         votes.append(long)
         total_col = next((c for c in frame.columns if c.startswith("Total Evaluation") and c.endswith("Emotion")), None)
-        utterances.append(pd.DataFrame({
-            "utterance": frame[seg_col],
-            "text": [_read_text(texts[s]) if s in texts else "" for s in frame[seg_col]],
-            "total": frame[total_col] if total_col else "",
-        }))
+        utterances.append(
+            pd.DataFrame(
+                {
+                    "utterance": frame[seg_col],
+                    "text": [_read_text(texts[s]) if s in texts else "" for s in frame[seg_col]],
+                    "total": frame[total_col] if total_col else "",
+                }
+            )
+        )
     return pd.concat(votes, ignore_index=True), pd.concat(utterances, ignore_index=True).drop_duplicates("utterance")
 
 
@@ -140,7 +158,8 @@ def load_kemdy20(
 
     - ``missing``: what to do with an utterance that has no ``.wav`` or no ``.txt`` file: ``"skip"`` (default;
       left out, listed in a :class:`KEMDy20SkippedWarning`), ``"keep"`` (kept with a missing ``wav_path``,
-      ``pd.isna``, or an empty ``text``) or ``"raise"`` (:class:`KEMDy20FormatError`). Utterances without any vote are always left out (and
+      ``pd.isna``, or an empty ``text``) or ``"raise"`` (:class:`KEMDy20FormatError`).
+      Utterances without any vote are always left out (and
       listed): they have no label.
     - ``label_map``: extra spellings to fix before the labels are checked, e.g. ``{"joy": "happy"}``. A vote for a
       label that is not a KEMDy20 emotion after this mapping raises :class:`KEMDy20FormatError` naming the
@@ -194,16 +213,20 @@ def load_kemdy20(
             continue
         text = utterances.at[utt, "text"]
         total = str(utterances.at[utt, "total"]).strip().lower()
-        rows.append({
-            "utterance": utt, **parse_segment_id(utt),
-            "text": clean_transcript(text) if clean_text else text,
-            "wav_path": str(wavs[utt]) if utt in wavs else None,
-            "n_raters": int(n_raters.get(utt, 0)),
-            "total": ";".join(_fix_label(p) for p in total.split(";") if p.strip()),
-        })
+        rows.append(
+            {
+                "utterance": utt,
+                **parse_segment_id(utt),
+                "text": clean_transcript(text) if clean_text else text,
+                "wav_path": str(wavs[utt]) if utt in wavs else None,
+                "n_raters": int(n_raters.get(utt, 0)),
+                "total": ";".join(_fix_label(p) for p in total.split(";") if p.strip()),
+            }
+        )
     if not rows:
-        raise KEMDy20FormatError(f"{folder}: no utterance has votes, a wav and a transcript; "
-                                 f"first problems: {skipped[:5]}")
+        raise KEMDy20FormatError(
+            f"{folder}: no utterance has votes, a wav and a transcript; first problems: {skipped[:5]}"
+        )
     frame = pd.DataFrame(rows)
     probs = distribution.reindex(frame["utterance"]).to_numpy()
     for j, emotion in enumerate(KEMDY20_EMOTIONS):
@@ -232,7 +255,14 @@ def soft_label_matrix(frame: pd.DataFrame) -> np.ndarray:
 
 
 __all__ = [
-    "KEMDy20FormatError", "KEMDy20SkippedWarning", "MISSING_POLICIES", "KEMDY20_EMOTIONS", "KEMDY20_TYPOS",
-    "load_kemdy20_votes", "load_kemdy20", "parse_segment_id",
-    "clean_transcript", "soft_label_matrix",
+    "KEMDy20FormatError",
+    "KEMDy20SkippedWarning",
+    "MISSING_POLICIES",
+    "KEMDY20_EMOTIONS",
+    "KEMDY20_TYPOS",
+    "load_kemdy20_votes",
+    "load_kemdy20",
+    "parse_segment_id",
+    "clean_transcript",
+    "soft_label_matrix",
 ]

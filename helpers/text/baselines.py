@@ -1,5 +1,6 @@
 """Classical text baselines: character n-gram TF-IDF and logistic regression (notebooks 06 and 10, the CLI's
 ``--model tfidf``), also trained on label distributions (:func:`fit_soft_logreg`)."""
+
 from __future__ import annotations
 
 import warnings
@@ -18,7 +19,9 @@ def tfidf_vectorizer() -> TfidfVectorizer:
 
 def logreg(seed: int = 42, C: float = 2.0, class_weight: str | None = None, max_iter: int = 100) -> LogisticRegression:
     """Multinomial logistic regression (saga, stops at tol 1e-3: about 30 passes)."""
-    return LogisticRegression(C=C, solver="saga", max_iter=max_iter, tol=1e-3, random_state=seed, class_weight=class_weight)
+    return LogisticRegression(
+        C=C, solver="saga", max_iter=max_iter, tol=1e-3, random_state=seed, class_weight=class_weight
+    )
 
 
 def tfidf_logreg(seed: int = 42, C: float = 2.0, class_weight: str | None = None, max_iter: int = 100):

@@ -12,10 +12,11 @@ against a target distribution; for one-hot targets it is the usual cross-entropy
 :func:`helpers.text.baselines.fit_soft_logreg` (a logistic regression, the same loss): :func:`compare_targets`.
 KEMDy20's annotation CSVs are read by :func:`helpers.multimodal.kemdy20.load_kemdy20_votes`.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -27,7 +28,9 @@ from helpers.text.baselines import expand_soft_targets, fit_soft_logreg, tfidf_v
 # --------------------------------------------------------------------------- votes
 
 
-def votes_from_wide(frame: pd.DataFrame, rater_cols: Sequence[str], utterance_col: str = "utterance", sep: str = ";") -> pd.DataFrame:
+def votes_from_wide(
+    frame: pd.DataFrame, rater_cols: Sequence[str], utterance_col: str = "utterance", sep: str = ";"
+) -> pd.DataFrame:
     """Long votes ``utterance, rater, label, share`` from one column per rater.
 
     A rater who gave several labels (``"happy;neutral"``) casts a share of ``1/k`` for each; empty cells are skipped.
@@ -46,7 +49,9 @@ def votes_from_wide(frame: pd.DataFrame, rater_cols: Sequence[str], utterance_co
 def _check_votes(votes: pd.DataFrame) -> pd.DataFrame:
     missing = {"utterance", "rater", "label"} - set(votes.columns)
     if missing:
-        raise ValueError(f"votes need the columns utterance, rater, label (and optionally share); missing {sorted(missing)}")
+        raise ValueError(
+            f"votes need the columns utterance, rater, label (and optionally share); missing {sorted(missing)}"
+        )
     if votes.empty:
         raise ValueError("no votes")
     if "share" not in votes:
@@ -103,8 +108,12 @@ def weighted_label_distribution(
     if stray:
         raise ValueError(f"labels {stray} are not among {labels}; map typos first")
     v = votes.assign(w=votes["share"] * weights.reindex(votes["rater"]).to_numpy())
-    weighted = v.groupby(["utterance", "label"])["w"].sum().unstack(fill_value=0.0).reindex(columns=labels, fill_value=0.0)
-    plain = v.groupby(["utterance", "label"])["share"].sum().unstack(fill_value=0.0).reindex(columns=labels, fill_value=0.0)
+    weighted = (
+        v.groupby(["utterance", "label"])["w"].sum().unstack(fill_value=0.0).reindex(columns=labels, fill_value=0.0)
+    )
+    plain = (
+        v.groupby(["utterance", "label"])["share"].sum().unstack(fill_value=0.0).reindex(columns=labels, fill_value=0.0)
+    )
     plain = plain.reindex(weighted.index)
     total = weighted.sum(axis=1)
     table = weighted.where(np.repeat(total.to_numpy()[:, None] > 0, len(labels), axis=1), plain)
@@ -120,15 +129,19 @@ def soft_labels(votes: pd.DataFrame, labels: Sequence[str] | None = None) -> tup
 # --------------------------------------------------------------------------- a model trained on label distributions
 
 
-def compare_targets(train_texts: Sequence[str], targets: dict, val_texts: Sequence[str], val_labels: Sequence[int],
-                    seed: int = 42) -> pd.DataFrame:
+def compare_targets(
+    train_texts: Sequence[str], targets: dict, val_texts: Sequence[str], val_labels: Sequence[int], seed: int = 42
+) -> pd.DataFrame:
     """Train the same model (:func:`fit_soft_logreg` on TF-IDF features) once per entry of ``targets`` (name → class
-    ids or label distributions for ``train_texts``); score each on ``val_texts`` / ``val_labels``: accuracy, macro-F1."""
+    ids or label distributions for ``train_texts``); score each on ``val_texts`` / ``val_labels``: accuracy,
+    macro-F1."""
     vectorizer = tfidf_vectorizer()
     x_train, x_val = vectorizer.fit_transform(list(train_texts)), vectorizer.transform(list(val_texts))
     val_labels = np.asarray(val_labels, dtype=int)
-    num_classes = max(int(val_labels.max()) + 1, *(np.asarray(t).shape[1] if np.ndim(t) == 2 else int(np.max(t)) + 1
-                                                  for t in targets.values()))
+    num_classes = max(
+        int(val_labels.max()) + 1,
+        *(np.asarray(t).shape[1] if np.ndim(t) == 2 else int(np.max(t)) + 1 for t in targets.values()),
+    )
     rows = []
     for name, target in targets.items():
         model = fit_soft_logreg(x_train, target, seed=seed, num_classes=num_classes)
@@ -138,8 +151,16 @@ def compare_targets(train_texts: Sequence[str], targets: dict, val_texts: Sequen
 
 
 __all__ = [
-    "votes_from_wide", "majority_labels", "rater_agreement", "weighted_label_distribution", "soft_labels",
-    "soft_cross_entropy", "SoftTargetLoss", "expand_soft_targets", "fit_soft_logreg", "compare_targets",
+    "votes_from_wide",
+    "majority_labels",
+    "rater_agreement",
+    "weighted_label_distribution",
+    "soft_labels",
+    "soft_cross_entropy",
+    "SoftTargetLoss",
+    "expand_soft_targets",
+    "fit_soft_logreg",
+    "compare_targets",
 ]
 
 
