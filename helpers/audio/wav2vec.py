@@ -362,9 +362,12 @@ def pretraining_inputs(model, input_values: torch.Tensor, mask_prob: float = 0.6
                        attention_mask: torch.Tensor | None = None, seed: int = 0) -> dict[str, torch.Tensor]:
     """``mask_time_indices`` and ``sampled_negative_indices`` for ``Wav2Vec2ForPreTraining`` on ``input_values``.
 
-    Spans of ``mask_length`` frames starting at a fraction ``mask_prob`` of the frames are masked (the paper:
-    0.65 and 10 frames); for each masked frame ``config.num_negatives`` distractor frames of the same clip are
-    drawn, against which the true quantised frame must be recognised.
+    ``mask_prob`` follows transformers' convention: it is the share of frames the spans would cover without
+    overlaps, so ``mask_prob * n_frames / mask_length`` span starts are drawn and ``mask_length`` frames are masked
+    from each. The paper states the same thing as a start probability p = 0.065 per frame with spans of M = 10
+    (p * M = 0.65); since spans overlap, about half of the frames end up masked. For each masked frame
+    ``config.num_negatives`` distractor frames of the same clip are drawn, against which the true quantised frame
+    must be recognised.
     """
     from transformers.models.wav2vec2.modeling_wav2vec2 import _compute_mask_indices, _sample_negative_indices
 
