@@ -1,7 +1,7 @@
 """helpers.text.korean: the four Korean tokeniser adapters, the corpus cache and the tokeniser statistics."""
 from __future__ import annotations
 
-import pickle
+import json
 
 import pytest
 
@@ -109,9 +109,9 @@ def test_cache_roundtrip_and_invalidation(cache):
     assert path.is_file() and path.parent == cache
     assert korean.tokenize_corpus(texts, "mecab", cache_name="t", progress=False) == first
     # prove the second call read the file: doctor it and read again
-    payload = pickle.loads(path.read_bytes())
+    payload = json.loads(path.read_text(encoding="utf-8"))
     payload["tokens"] = [["doctored"]] * len(texts)
-    path.write_bytes(pickle.dumps(payload))
+    path.write_text(json.dumps(payload), encoding="utf-8")
     assert korean.tokenize_corpus(texts, "mecab", cache_name="t", progress=False)[0] == ["doctored"]
     # a changed corpus (one character) gets its own key: the doctored file is never used for it
     changed = texts[:1] + ["배우들의 연기는 좋았지만 스토리가 너무 지루했어"] + texts[2:]
@@ -121,15 +121,15 @@ def test_cache_roundtrip_and_invalidation(cache):
     # another tokeniser or other options never share a file either
     okt = korean.tokenize_corpus(changed, "okt", cache_name="t", progress=False, stem=False)
     assert okt == korean.get_korean_tokenizer("okt", stem=False).batch(changed)
-    assert len(list(cache.glob("t-*.pkl"))) == 2
+    assert len(list(cache.glob("t-*.json"))) == 2
 
 
 def test_damaged_cache_is_rebuilt(cache):
     path = korean.corpus_cache_path(SENTENCES, "whitespace", "d")
     path.parent.mkdir(parents=True)
-    path.write_bytes(b"not a pickle")
+    path.write_bytes(b"not JSON")
     assert korean.tokenize_corpus(SENTENCES, "whitespace", cache_name="d", progress=False) == [s.split() for s in SENTENCES]
-    assert pickle.loads(path.read_bytes())["tokens"] == [s.split() for s in SENTENCES]
+    assert json.loads(path.read_text(encoding="utf-8"))["tokens"] == [s.split() for s in SENTENCES]
 
 
 def test_no_cache_without_a_name(cache):

@@ -150,8 +150,10 @@ def load_hub_wav2vec2(name: str, label_names: Sequence[str], freeze_feature_enco
     """``(model, feature_extractor)`` of a hub checkpoint with a new classification head; the conv encoder frozen."""
     from transformers import AutoFeatureExtractor, Wav2Vec2ForSequenceClassification
 
-    extractor = AutoFeatureExtractor.from_pretrained(name)
-    model = Wav2Vec2ForSequenceClassification.from_pretrained(name, **_label_maps(label_names))
+    from helpers.core.model_folder import load_pretrained
+
+    extractor = load_pretrained(AutoFeatureExtractor, name)
+    model = load_pretrained(Wav2Vec2ForSequenceClassification, name, **_label_maps(label_names))
     if freeze_feature_encoder:
         model.freeze_feature_encoder()
     return model, extractor

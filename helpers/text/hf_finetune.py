@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from helpers.core.model_folder import read_model_config
+from helpers.core.model_folder import load_pretrained, read_model_config
 from helpers.core.parameters import count_parameters  # re-exported: notebook 09 imports it from here
 
 OFFLINE_MODEL = "offline-minilm"
@@ -99,9 +99,10 @@ def _from_pretrained(source: str | Path, num_labels: int, labels: dict, model_cl
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     model_class = model_class or AutoModelForSequenceClassification
-    extra = {"trust_remote_code": False} if model_class.__name__.startswith("Auto") else {}
-    tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local_only, trust_remote_code=False)
-    model = model_class.from_pretrained(source, num_labels=num_labels, local_files_only=local_only, **labels, **extra, **kwargs)
+    from helpers.core.model_folder import load_pretrained
+
+    tokenizer = load_pretrained(AutoTokenizer, source, local_files_only=local_only)
+    model = load_pretrained(model_class, source, num_labels=num_labels, local_files_only=local_only, **labels, **kwargs)
     return model, tokenizer
 
 
@@ -325,7 +326,7 @@ def load_saved_classifier(folder: str | Path, device: str | torch.device = "cpu"
     folder = Path(folder)
     config = read_model_config(folder, what="saved transformers model")
     architectures = config.get("architectures") or []
-    if not any(a.endswith("ForSequenceClassification") for a in architectures):
+    if not isinstance(architectures, list) or not any(isinstance(a, str) and a.endswith("ForSequenceClassification") for a in architectures):
         raise ValueError(f"{folder} holds a {architectures or 'model without architectures'}, "
                          "not a sequence classifier (…ForSequenceClassification)")
     if not any((folder / f).is_file() for f in _WEIGHT_FILES):
@@ -333,8 +334,8 @@ def load_saved_classifier(folder: str | Path, device: str | torch.device = "cpu"
     if not any((folder / f).is_file() for f in ("tokenizer.json", "vocab.txt", "tokenizer_config.json")):
         raise FileNotFoundError(f"{folder} has no tokenizer files; save the tokenizer with the model")
     try:
-        model = AutoModelForSequenceClassification.from_pretrained(folder, local_files_only=True, trust_remote_code=False)
-        tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True, trust_remote_code=False)
+        model = load_pretrained(AutoModelForSequenceClassification, folder, local_files_only=True)
+        tokenizer = load_pretrained(AutoTokenizer, folder, local_files_only=True)
     except load_errors() as exc:  # truncated weights, a pickle that is not plain tensors, custom code it won't run
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         raise ValueError(f"{folder}: the saved model cannot be loaded ({type(exc).__name__}: {first_line})") from None

@@ -38,7 +38,7 @@ a tokeniser comparison needs (tokens per second, vocabulary size, unknown-token 
 from __future__ import annotations
 
 import hashlib
-import pickle
+import json
 import re
 import time
 import unicodedata
@@ -237,7 +237,7 @@ def corpus_cache_path(texts: Sequence[str], name: str, cache_name: str, **option
 
     tokenizer = get_korean_tokenizer(name, **options)
     key = corpus_key(texts, tokenizer)
-    return cache_dir() / "tokenized" / f"{cache_name}-{tokenizer.name}-{key[:16]}.pkl"
+    return cache_dir() / "tokenized" / f"{cache_name}-{tokenizer.name}-{key[:16]}.json"
 
 
 def _tokenize_chunk(tokenizer: KoreanTokenizer, texts: list[str]) -> list[list[str]]:
@@ -255,7 +255,8 @@ def tokenize_corpus(
 ) -> list[list[str]]:
     """Tokenise ``texts`` with the Korean tokeniser ``name``; cache the result when ``cache_name`` is given.
 
-    The cache file is ``cache_dir()/tokenized/<cache_name>-<tokeniser>-<key>.pkl`` where the key hashes the
+    The cache file is ``cache_dir()/tokenized/<cache_name>-<tokeniser>-<key>.json`` (plain JSON: reading it can
+    never run code; older ``.pkl`` caches are ignored, never unpickled, and rebuilt) where the key hashes the
     texts, the tokeniser's options and its package version, so a changed corpus or analyser never reads a
     stale file (the full key is stored inside and checked too). The file is written atomically; older files
     with the same ``cache_name`` and tokeniser are removed. ``workers > 1`` tokenises chunks in that many
@@ -272,17 +273,18 @@ def tokenize_corpus(
         key = corpus_key(texts, tokenizer)
         from helpers.core.data import cache_dir
 
-        path = cache_dir() / "tokenized" / f"{cache_name}-{tokenizer.name}-{key[:16]}.pkl"
+        path = cache_dir() / "tokenized" / f"{cache_name}-{tokenizer.name}-{key[:16]}.json"
         if path.is_file():
             try:
-                with open(path, "rb") as fh:
-                    payload = pickle.load(fh)
-                if payload.get("key") == key and len(payload["tokens"]) == len(texts):
+                payload = json.loads(path.read_text(encoding="utf-8"))
+                tokens = payload["tokens"]
+                if (payload.get("key") == key and isinstance(tokens, list) and len(tokens) == len(texts)
+                        and all(isinstance(t, list) for t in tokens)):
                     if progress:
                         print(f"{tokenizer.name}: {len(texts):,} texts read from the cache {path.name} "
                               f"(tokenised in {payload['seconds']:.1f} s when it was written)")
                     return payload["tokens"]
-            except (OSError, EOFError, pickle.UnpicklingError, AttributeError, KeyError, TypeError):
+            except (OSError, ValueError, RecursionError, AttributeError, KeyError, TypeError):
                 pass  # a damaged cache file is simply rebuilt
     start = time.perf_counter()
     chunks = [texts[i:i + chunk_size] for i in range(0, len(texts), chunk_size)]
@@ -308,9 +310,9 @@ def tokenize_corpus(
     if path is not None:
         payload = {"format": CACHE_FORMAT, "key": key, "tokenizer": tokenizer.name, "version": tokenizer.version,
                    "seconds": seconds, "tokens": tokens}
-        atomic_write_bytes(path, pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL))
+        atomic_write_bytes(path, json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
         stale = re.compile(re.escape(f"{cache_name}-{tokenizer.name}-") + r"[0-9a-f]{16}")
-        for old in path.parent.glob(f"{cache_name}-{tokenizer.name}-*.pkl"):
+        for old in path.parent.glob(f"{cache_name}-{tokenizer.name}-*.json"):
             if old != path and stale.fullmatch(old.stem):
                 old.unlink(missing_ok=True)
     return tokens

