@@ -400,13 +400,14 @@ def test_transformers_folders_never_run_code(folders, tmp_path):
 
 
 def test_the_source_never_unpickles_freely_nor_trusts_remote_code():
-    for path in sorted(HELPERS_DIR.glob("*.py")):
+    paths = sorted(HELPERS_DIR.rglob("*.py"))  # every sub-package (the glob of the top level found none after the move)
+    assert len(paths) > 30
+    for path in paths:
         source = path.read_text(encoding="utf-8")
         for call in re.findall(r"torch\.load\(([^)]*)\)", source):
             assert "weights_only=True" in call, f"{path.name}: torch.load({call}) without weights_only=True"
         assert "trust_remote_code=True" not in source, path.name
-        if re.search(r"pickle\.loads?\(", source):  # only the Korean token cache, which the course itself writes
-            assert path.name == "korean.py", f"{path.name} unpickles data"
+        assert not re.search(r"pickle\.loads?\(", source), f"{path.name} unpickles data"  # the token cache is JSON now
 
 
 # --------------------------------------------------------------------------- archives
@@ -572,16 +573,20 @@ def test_evaluate_cli_with_every_bad_clip(folders, clips, tmp_path, kind, capsys
         message = f"unknown emotion {emotion!r}"
     data = tmp_path / "data"
     data.mkdir()
-    (data / "metadata.csv").write_text(f"path,emotion\n{clips / 'good.wav'},calm\n{clips / name if name else ''},{emotion}\n",
-                                       encoding="utf-8")
+    (data / "clips").symlink_to(clips)  # paths in metadata.csv are relative to the data folder
+    (data / "metadata.csv").write_text(f"path,emotion\nclips/good.wav,calm\n{'clips/' + name if name else ''},{emotion}\n"
+                                       f"{clips / 'good.wav'},calm\n../clips/good.wav,calm\n", encoding="utf-8")
     assert evaluate.main(["--model", str(folders["speech-cnn"]), "--data", str(data)]) == 0
     report = json.loads((data / "evaluation.json").read_text())
+    leaving = [p for p in report["problems"] if p["row"] in (4, 5)]  # an absolute path and '..': refused
+    assert [p["row"] for p in leaving] == [4, 5] and all("leaves the data folder" in p["problem"] for p in leaving)
+    problems = [p for p in report["problems"] if p["row"] not in (4, 5)]
     if message:
-        assert report["rows_scored"] == 1 and [p["row"] for p in report["problems"]] == [3]
-        assert message in report["problems"][0]["problem"]
+        assert report["rows_scored"] == 1 and [p["row"] for p in problems] == [3]
+        assert message in problems[0]["problem"]
     else:
-        assert report["rows_scored"] == 2 and not report["problems"]
-    assert sorted(p.name for p in data.iterdir()) == ["evaluation.json", "metadata.csv"]
+        assert report["rows_scored"] == 2 and not problems
+    assert sorted(p.name for p in data.iterdir()) == ["clips", "evaluation.json", "metadata.csv"]
 
 
 # --------------------------------------------------------------------------- small fixes found on the way
@@ -624,3 +629,224 @@ print(load_text_classifier({str(tmp_path / 'ko')!r}).predict("영화가 좋아�
     out = subprocess.run([sys.executable, "-c", check], check=True, cwd=tmp_path, capture_output=True, text=True,
                          env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert out.stdout.strip() in ("neg", "pos")
+
+
+# --------------------------------------------------------------------------- issue 12: outputs never overwrite a user's files
+
+
+def test_output_folder_checks(tmp_path):
+    from helpers.core.outputs import LOCK_NAME, OutputFolderError, prepare_output_dir, release_output_dir
+
+    a_file = tmp_path / "a-file"
+    a_file.write_text("mine")
+    clear_error(lambda: prepare_output_dir(a_file), OutputFolderError, "is a file")
+    foreign = tmp_path / "foreign"
+    (foreign / "model").mkdir(parents=True)
+    (foreign / "model" / "thesis.tex").write_text("mine")
+    (foreign / "notes.txt").write_text("mine")
+    clear_error(lambda: prepare_output_dir(foreign), OutputFolderError, "not a training run")
+    clear_error(lambda: prepare_output_dir(foreign, resume=True), OutputFolderError, "not a training run")
+    assert (foreign / "model" / "thesis.tex").read_text() == "mine"
+    clear_error(lambda: prepare_output_dir(Path("/proc/self/no/such")), OutputFolderError, "cannot create")
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "run_config.json").write_text("{}")
+    clear_error(lambda: prepare_output_dir(run), OutputFolderError, "--resume")
+    assert prepare_output_dir(run, resume=True) == run and (run / LOCK_NAME).is_file()
+    clear_error(lambda: prepare_output_dir(run, resume=True), OutputFolderError, "in use by process")  # a live run
+    release_output_dir(run)
+    assert not (run / LOCK_NAME).exists()
+    # a lock left by a process that is gone (a killed run) is taken over
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    import socket
+
+    (run / LOCK_NAME).write_text(json.dumps({"pid": int(dead.stdout), "host": socket.gethostname(), "started": 0}))
+    assert prepare_output_dir(run, resume=True) == run
+    release_output_dir(run)
+
+
+def test_atomic_folder_never_deletes_a_users_folder(tmp_path):
+    from helpers.core.download import FolderInUseError
+
+    target = tmp_path / "model"
+    target.mkdir()
+    (target / "thesis.tex").write_text("mine")
+    with pytest.raises(FolderInUseError, match="thesis.tex"), atomic_folder(target) as staging:
+        (staging / "config.json").write_text("{}")
+    assert (target / "thesis.tex").read_text() == "mine" and _files(tmp_path) == ["model", "model/thesis.tex"]
+    # an earlier save of the same files is replaced
+    saved = tmp_path / "saved"
+    for content in ("old", "new"):
+        with atomic_folder(saved) as staging:
+            (staging / "config.json").write_text(content)
+    assert (saved / "config.json").read_text() == "new"
+
+
+def _text_data(folder: Path, labels: list[str]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for split in ("train", "validation"):
+        rows = "".join(f"text number {i} {lab},{lab}\n" for i, lab in enumerate(labels * 3))
+        (folder / f"{split}.csv").write_text("text,label\n" + rows, encoding="utf-8")
+    return folder
+
+
+def _cli(module, argv, capsys) -> tuple[int, str]:
+    import importlib
+
+    code = importlib.import_module(module).main(argv)
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return code, lines[0]
+
+
+def test_train_text_refuses_a_foreign_output_before_any_work(tmp_path, capsys):
+    data = _text_data(tmp_path / "data", ["joy", "sad"])
+    out = tmp_path / "mine"
+    (out / "model").mkdir(parents=True)
+    (out / "model" / "keep.txt").write_text("mine")
+    (out / "metrics.json").write_text("my numbers")
+    code, line = _cli("helpers.cli.train_text", ["lstm", "--data", str(data), "--output", str(out), "--epochs", "1",
+                                                   "--no-progress"], capsys)
+    assert code == 2 and "--output" in line
+    assert (out / "metrics.json").read_text() == "my numbers" and (out / "model" / "keep.txt").is_file()
+    assert sorted(p.name for p in out.iterdir()) == ["metrics.json", "model"]  # no train.log, no lock left behind
+
+
+# --------------------------------------------------------------------------- issue 12: bounded input
+
+
+def test_audio_headers_are_checked_before_decoding(tmp_path):
+    import tracemalloc
+
+    one_hz = tmp_path / "one-hz.wav"
+    sf.write(one_hz, (0.1 * np.sin(np.arange(20_000))).astype(np.float32), 1, subtype="PCM_16")  # 40 KB, "20,000 s"
+    tracemalloc.start()
+    clear_error(lambda: load_audio(one_hz), AudioError, "1 Hz")
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 5_000_000, peak  # the 20.3 GB of the old code: nothing was decoded
+    long_clip = tmp_path / "long.wav"
+    sf.write(long_clip, (0.1 * np.sin(np.arange(61 * 8_000) / 3)).astype(np.float32), 8_000, subtype="PCM_16")
+    clear_error(lambda: load_audio(long_clip), AudioError, "cap of 60 s")
+    assert len(load_audio(long_clip, max_seconds=None)) == 61 * SR
+    nan = tmp_path / "nan.wav"
+    wave = _tone(1.0)
+    wave[100] = np.nan
+    sf.write(nan, wave, SR, subtype="FLOAT")
+    clear_error(lambda: load_audio(nan), AudioError, "nan.wav: 1 samples are NaN or infinite")
+
+
+@pytest.mark.parametrize("key,value,message", [
+    ("n_frames", 10**9, "n_frames must be between"), ("n_frames", "32", "n_frames must be an integer"),
+    ("n_frames", -3, "n_frames must be between"), ("features.n_fft", float("nan"), "n_fft must be"),
+    ("features.sr", 1, "sr must be between"), ("features", [1, 2], "features must be a JSON object"),
+    ("model.num_classes", 100_000, "num_classes must be between"), ("labels", ["calm", "Calm"], "must differ"),
+])
+def test_model_config_values_are_range_checked(folders, tmp_path, key, value, message):
+    import shutil
+
+    folder = shutil.copytree(folders["speech-cnn"], tmp_path / "cnn")
+    config = json.loads((folder / "config.json").read_text())
+    node = config
+    *parents, last = key.split(".")
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[last] = value
+    (folder / "config.json").write_text(json.dumps(config))
+    clear_error(lambda: evaluate.load_model(folder), evaluate.EvaluationError, message)
+
+
+@pytest.mark.parametrize("labels,message", [
+    (["joy", "sad", "99999"], "mixes label ids"), (["0", "1", "99999"], "caps classes at 1,000"),
+    (["0", "1", "5"], "never occur"), (["joy", "Joy", "sad"], "differ only in case"),
+])
+def test_training_labels_are_checked(tmp_path, labels, message):
+    from helpers.cli.train_text import load_text_splits
+
+    clear_error(lambda: load_text_splits(str(_text_data(tmp_path / "d", labels))), ValueError, message)
+
+
+def test_known_data_set_counts_and_metadata_paths(tmp_path, monkeypatch):
+    import shutil
+
+    from helpers.core.data import DataCountWarning
+
+    mirror = Path(os.environ.get("COURSE_DATA_DIR", "/work/shared/data")) / "ravdess_speech_16k"
+    if not (mirror / "metadata.csv").is_file():
+        pytest.skip("needs the RAVDESS mirror (COURSE_DATA_DIR)")
+    folder = tmp_path / "ravdess_speech_16k"
+    folder.mkdir()
+    (folder / "audio").symlink_to(mirror / "audio")
+    meta = pd.read_csv(mirror / "metadata.csv", dtype=str)
+    meta.iloc[:1000].to_csv(folder / "metadata.csv", index=False)
+    with pytest.warns(DataCountWarning, match=r"1,000 clips, expected 1,200.*actor 17: 40, actor 18: 0, actor 19: 0, actor 20: 0"):
+        assert len(load_ravdess(folder)) == 1000
+    meta.loc[3, "path"] = "../../etc/passwd"
+    meta.to_csv(folder / "metadata.csv", index=False)
+    clear_error(lambda: load_ravdess(folder), ValueError, "line 5: path '../../etc/passwd' leaves the data folder")
+
+
+def test_evaluate_streams_large_files_in_chunks(lstm_folder, tmp_path):
+    rows = ["i feel happy,happy", "i feel sad today,sad", ",happy"] * 700  # 2,100 rows, 700 without text
+    data = tmp_path / "big.csv"
+    data.write_text("text,label\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    report = evaluate.evaluate(lstm_folder, data, chunk_rows=128)
+    assert report.rows_total == 2_100 and report.rows_scored == 1_400 and report.problems_total == 700
+    assert [p["row"] for p in report.problems[:3]] == [4, 7, 10] and report.problems[-1]["row"] == 2_101
+    whole = evaluate.evaluate(lstm_folder, data, chunk_rows=100_000)
+    assert whole.metrics == report.metrics
+
+
+# --------------------------------------------------------------------------- issue 12: one line for every mistake
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["fold", "--fold", "0", "--n-folds", "1"], "--n-folds must be between 2"),
+    (["fold", "--fold", "0", "--epochs", "0"], "--epochs must be between 1"),
+    (["fold", "--fold", "0", "--tokenizer", "/no/such/tokenizer"], "--tokenizer /no/such/tokenizer: no such folder"),
+    (["fold", "--fold", "0", "--threads", "-1"], "--threads must be between 1"),
+    (["fold", "--fold", "0", "--out", "/proc/self/x/fold.json"], "--out"),
+    (["lstm", "--epochs", "0", "--output", "{tmp}/o"], "epochs must be at least 1"),
+    (["lstm", "--threads", "-1", "--output", "{tmp}/o"], "--threads must be between 1"),
+    (["lstm", "--output", "/proc/self/no/such"], "cannot create --output"),
+])
+def test_train_text_mistakes_are_one_line(tmp_path, capsys, argv, message):
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    code, line = _cli("helpers.cli.train_text", argv, capsys)
+    assert code == 2 and message in line
+
+
+def test_device_cuda_without_a_gpu_is_one_line(tmp_path, capsys):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU: --device cuda is valid here")
+    for module, argv in (("helpers.cli.train_text", ["fold", "--fold", "0", "--device", "cuda"]),
+                         ("helpers.cli.train_audio", ["--fold", "0", "--device", "cuda", "--output", str(tmp_path / "o")])):
+        code, line = _cli(module, argv, capsys)
+        assert code == 2 and "no usable CUDA GPU" in line
+
+
+@pytest.mark.parametrize("value", ["ten", [1], 2.5, True])
+def test_config_values_of_the_wrong_type(tmp_path, capsys, value):
+    from helpers.cli.train_text import main
+
+    config = tmp_path / "run.json"
+    config.write_text(json.dumps({"epochs": value}))
+    with pytest.raises(SystemExit) as exit_info:
+        main(["lstm", "--config", str(config), "--output", str(tmp_path / "o")])
+    assert exit_info.value.code == 2 and "epochs=" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_evaluate_cli_mistakes_are_one_line(folders, tmp_path, capsys):
+    import shutil
+
+    folder = shutil.copytree(folders["speech-cnn"], tmp_path / "cnn")
+    config = json.loads((folder / "config.json").read_text())
+    config["n_frames"] = "lots"
+    (folder / "config.json").write_text(json.dumps(config))
+    code, line = _cli("helpers.cli.evaluate", ["--model", str(folder), "--data", str(tmp_path)], capsys)
+    assert code == 2 and "n_frames must be an integer" in line
+    code, line = _cli("helpers.cli.evaluate", ["--model", str(folders["lstm"]), "--data", str(tmp_path),
+                                               "--max-seconds", "-1"], capsys)
+    assert code == 2 and "--max-seconds" in line

@@ -32,16 +32,24 @@ class AudioError(ValueError):
     """A clip cannot be used: unreadable, empty, silent or too short. The message names the file."""
 
 
+MAX_CLIP_SECONDS = 60.0  # default cap on one clip: longer files are refused before they are decoded
+SAMPLE_RATE_RANGE = (8_000, 192_000)  # file sampling rates accepted (Hz); outside it the header is wrong or hostile
+
+
 def load_audio(
     path: str | Path,
     sr: int = TARGET_SR,
     min_seconds: float = 0.25,
     silence_rms: float = 1e-4,
+    max_seconds: float | None = MAX_CLIP_SECONDS,
 ) -> np.ndarray:
     """Read ``path`` as mono float32 at ``sr`` Hz.
 
-    Stereo is averaged to mono and other sampling rates are resampled (soxr, via librosa). Raises
-    :class:`AudioError` for a missing or unreadable file, a clip shorter than ``min_seconds``, or one whose
+    Stereo is averaged to mono and other sampling rates are resampled (soxr, via librosa). The header is read
+    first (``soundfile.info``): a sampling rate outside 8-192 kHz or a clip longer than ``max_seconds``
+    (default 60 s; ``None``: no cap) is refused before anything is decoded, and at most ``max_seconds`` of
+    samples are ever decoded, whatever the header claims. Raises :class:`AudioError` for a missing or
+    unreadable file, such a header, NaN or infinite samples, a clip shorter than ``min_seconds``, or one whose
     RMS level is below ``silence_rms`` (digital silence).
     """
     import soundfile as sf
@@ -52,11 +60,33 @@ def load_audio(
     if not path.is_file():
         raise AudioError(f"{path}: no such audio file")
     try:
-        wave, file_sr = sf.read(path, dtype="float32", always_2d=True)
+        info = sf.info(str(path))
     except Exception as exc:  # libsndfile raises its own error types for corrupt or truncated files
+        raise AudioError(f"{path}: cannot be decoded ({exc}); the file is corrupt, truncated or not audio") from None
+    file_sr = int(info.samplerate)
+    low, high = SAMPLE_RATE_RANGE
+    if not low <= file_sr <= high:
+        raise AudioError(f"{path}: its header says {file_sr} Hz; the course reads {low // 1000}-{high // 1000} kHz audio "
+                         "(the file is damaged, or re-save it at 16 kHz)")
+    if not 1 <= info.channels <= 8:
+        raise AudioError(f"{path}: its header says {info.channels} channels; the course reads 1 to 8 (mix it down)")
+    max_frames = -1
+    if max_seconds is not None:
+        max_frames = int(max_seconds * file_sr) + 1
+        if info.frames > max_frames:
+            raise AudioError(f"{path}: {info.frames / file_sr:.1f} s is longer than the cap of {max_seconds:g} s per clip "
+                             "(cut it into shorter clips, or raise the cap: --max-seconds for the evaluator)")
+    try:
+        wave, file_sr = sf.read(str(path), frames=max_frames, dtype="float32", always_2d=True)
+    except Exception as exc:
         raise AudioError(f"{path}: cannot be decoded ({exc}); the file is corrupt, truncated or not audio") from None
     if wave.size == 0:
         raise AudioError(f"{path}: the file holds no samples")
+    if max_seconds is not None and len(wave) >= max_frames:
+        raise AudioError(f"{path}: longer than the cap of {max_seconds:g} s per clip (its header understated the length)")
+    if not np.isfinite(wave).all():
+        bad = int((~np.isfinite(wave)).sum())
+        raise AudioError(f"{path}: {bad:,} samples are NaN or infinite; the file is damaged (re-export it)")
     wave = wave.mean(axis=1)
     if file_sr != sr:
         import librosa

@@ -19,6 +19,8 @@ weights are read with ``torch.load(weights_only=True)`` or safetensors, ``trust_
   folder (local files only); the preprocessing notebook 09 stores under ``course`` in ``config.json``
   (``trim_db``: silence trimming; ``clip_seconds``: centre crop, then zero padding at the end to that length) is
   repeated; without it each clip is scored whole, at its own length;
+- ``"task": "text-classification-encoder"``: :func:`helpers.text.encoder_finetune.load_encoder_classifier` (a
+  pretrained encoder fine-tuned by ``python -m helpers.cli.train_text finetune``; prefix and length from its config);
 - any other ``…ForSequenceClassification`` (BERT, RoBERTa, MiniLM …): :class:`helpers.text.hf_finetune.EmotionClassifier`.
 """
 from __future__ import annotations
@@ -34,12 +36,18 @@ import numpy as np
 import pandas as pd
 
 from helpers.core.download import atomic_write_bytes
+from helpers.core.inputs import CourseInputError, check_number, describe_os_error
 from helpers.core.model_folder import read_model_config
 from helpers.core.metrics import classification_metrics
 
 
-class EvaluationError(ValueError):
+class EvaluationError(CourseInputError):
     """The model or the data cannot be evaluated at all (the message says why)."""
+
+
+CHUNK_ROWS = 2_048  # rows read, decoded and scored at a time: memory per input is bounded whatever the file's size
+MAX_PROBLEMS_LISTED = 1_000  # problem rows kept in the report; the rest are counted
+MAX_SECONDS = 60.0  # longest clip the evaluator decodes (--max-seconds)
 
 
 @dataclass
@@ -59,14 +67,20 @@ class Report:
     metrics: dict = field(default_factory=dict)
     rows_total: int = 0
     rows_scored: int = 0
-    problems: list[dict] = field(default_factory=list)  # {"row": n, "problem": "..."}
+    problems: list[dict] = field(default_factory=list)  # {"row": n, "problem": "..."}, the first 1,000
+    problems_total: int = 0
 
 
 # --------------------------------------------------------------------------- loading models
 
 
-def load_model(folder: str | Path) -> LoadedModel:
-    """Recognise a saved model folder by its ``config.json`` and load it (never running code from the folder)."""
+def load_model(folder: str | Path, max_seconds: float | None = MAX_SECONDS) -> LoadedModel:
+    """Recognise a saved model folder by its ``config.json`` and load it (never running code from the folder).
+
+    ``max_seconds``: speech models refuse clips longer than this (read from the header, before decoding).
+    """
+    global _max_seconds
+    _max_seconds = max_seconds
     folder = Path(folder)
     try:
         config = read_model_config(folder)
@@ -76,7 +90,11 @@ def load_model(folder: str | Path) -> LoadedModel:
 
     errors = (*load_errors(), TypeError)
     try:
-        return _load_known_model(folder, config)
+        loaded = _load_known_model(folder, config)
+        from helpers.core.model_folder import check_label_list
+
+        check_label_list(list(loaded.label_names), f"{folder}: the model's labels")
+        return loaded
     except EvaluationError:
         raise
     except errors as exc:
@@ -94,6 +112,11 @@ def _load_known_model(folder: Path, config: dict) -> LoadedModel:
         return LoadedModel("text", clf.label_names, clf.predict_proba, f"LSTM classifier ({config.get('tokenizer')})")
     if task == "text-classification-macaron-conv-attention":
         return _load_macaron(folder)
+    if task == "text-classification-encoder":  # train_text finetune / notebook 06's E5 (helpers.text.encoder_finetune)
+        from helpers.text.encoder_finetune import load_for_evaluation
+
+        labels, predict, what = load_for_evaluation(folder)
+        return LoadedModel("text", labels, predict, what)
     if config.get("model_type") in AUDIO_MODEL_TYPES:  # before the text branch: also a …ForSequenceClassification
         return AUDIO_MODEL_TYPES[config["model_type"]](folder, config)
     architectures = config.get("architectures") or []
@@ -104,7 +127,8 @@ def _load_known_model(folder: Path, config: dict) -> LoadedModel:
         return LoadedModel("text", clf.label_names, clf.predict_proba, f"{architectures[0]} ({config.get('model_type')})")
     if task in AUDIO_LOADERS:
         return AUDIO_LOADERS[task](folder, config)
-    known = ["text-classification-lstm", "text-classification-macaron-conv-attention", "…ForSequenceClassification", *AUDIO_LOADERS, *(f"model_type={t}" for t in AUDIO_MODEL_TYPES)]
+    known = ["text-classification-lstm", "text-classification-macaron-conv-attention", "text-classification-encoder",
+             "…ForSequenceClassification", *AUDIO_LOADERS, *(f"model_type={t}" for t in AUDIO_MODEL_TYPES)]
     raise EvaluationError(f"{folder} holds a model the evaluator does not know (task={task!r}, "
                           f"model_type={config.get('model_type')!r}); it reads {known}")
 
@@ -113,26 +137,34 @@ def _load_macaron(folder: Path) -> LoadedModel:
     """Notebook 07's Macaron encoder: its weights, and the subword tokenizer named in its config.
 
     The tokenizer is read from ``folder/tokenizer/`` when the folder carries one, else from the path stored at
-    save time (``extra["tokenizer"]``, relative to the repository), which notebook 04 writes.
+    save time (``extra["tokenizer"]``, relative to the repository), which notebook 04 writes. That path must stay
+    inside the model folder or the repository's ``models/`` folder (no absolute path, no ``..``).
     """
     import torch
     from transformers import AutoTokenizer
 
     from helpers.core.env import REPO_ROOT
+    from helpers.core.model_folder import confined_path, load_pretrained
     from helpers.text.macaron import load_macaron
     from helpers.text.pipeline import pad_batch
 
     model, extra = load_macaron(folder)
+    if not isinstance(extra, dict):
+        raise EvaluationError(f"{folder}/config.json: 'extra' must be a JSON object; save the model again")
     candidates = [folder / "tokenizer"]
     if extra.get("tokenizer"):
-        candidates.append(REPO_ROOT / str(extra["tokenizer"]))
+        rel = str(extra["tokenizer"]) if isinstance(extra["tokenizer"], str) else extra["tokenizer"]
+        rel = rel.removeprefix("models/") if isinstance(rel, str) else rel  # saved relative to the repository
+        candidates.append(confined_path(rel, [folder, REPO_ROOT / "models"], f"{folder}/config.json extra.tokenizer"))
     tokenizer_dir = next((c for c in candidates if (c / "tokenizer.json").is_file()), None)
     if tokenizer_dir is None:
         raise EvaluationError(f"{folder}: its tokenizer is missing (looked in {', '.join(str(c) for c in candidates)}); "
                               "run notebook 04 (or 07) to write it, or copy it into the model folder as tokenizer/")
-    tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir), local_files_only=True)
+    tokenizer = load_pretrained(AutoTokenizer, tokenizer_dir, local_files_only=True)
     labels = [str(x) for x in extra.get("labels") or range(model.config.num_classes)]
-    max_len = int(extra.get("max_len", 64))
+    if len(labels) != model.config.num_classes:
+        raise EvaluationError(f"{folder}/config.json lists {len(labels)} labels for a {model.config.num_classes}-class model")
+    max_len = extra.get("max_len", 64)
 
     def predict_proba(texts: list[str]) -> np.ndarray:
         ids = tokenizer(list(texts), truncation=True, max_length=max_len, return_token_type_ids=False)["input_ids"]
@@ -207,7 +239,8 @@ def _load_speech_cnn(folder: Path, config: dict) -> LoadedModel:
     probabilities([speech_cnn_features((0.1 * np.sin(np.arange(sr) * 2 * np.pi * 220 / sr)).astype(np.float32), config)])
 
     def predict_proba(paths: Sequence[str]) -> np.ndarray:
-        return probabilities([speech_cnn_features(load_audio(p, sr=sr, min_seconds=min_seconds), config) for p in paths])
+        return probabilities([speech_cnn_features(load_audio(p, sr=sr, min_seconds=min_seconds, max_seconds=_max_seconds), config)
+                              for p in paths])
 
     kind = settings.get("kind", "logmel")
     return LoadedModel("audio", [str(n) for n in labels], predict_proba,
@@ -224,8 +257,10 @@ def _load_wav2vec2(folder: Path, config: dict) -> LoadedModel:
     if not (folder / "preprocessor_config.json").is_file():
         raise EvaluationError(f"{folder} has no preprocessor_config.json: save the feature extractor with the model "
                               "(Wav2Vec2FeatureExtractor.save_pretrained(folder))")
-    model = Wav2Vec2ForSequenceClassification.from_pretrained(folder, local_files_only=True).eval()
-    extractor = AutoFeatureExtractor.from_pretrained(folder, local_files_only=True, trust_remote_code=False)
+    from helpers.core.model_folder import load_pretrained
+
+    model = load_pretrained(Wav2Vec2ForSequenceClassification, folder, local_files_only=True).eval()
+    extractor = load_pretrained(AutoFeatureExtractor, folder, local_files_only=True)
     course = config.get("course") or {}  # notebook 09's preprocessing (helpers.audio.wav2vec.save_wav2vec2)
     sr = int(course.get("sampling_rate") or extractor.sampling_rate)
     trim_db = course.get("trim_db")
@@ -248,13 +283,15 @@ def _load_wav2vec2(folder: Path, config: dict) -> LoadedModel:
 
     @torch.no_grad()
     def predict_proba(paths: Sequence[str]) -> np.ndarray:
-        inputs = [inputs_of(load_audio(p, sr=sr)) for p in paths]  # every clip is read before the model runs
+        inputs = [inputs_of(load_audio(p, sr=sr, max_seconds=_max_seconds)) for p in paths]  # one batch of clips at a time
         logits = torch.cat([model(**x).logits for x in inputs])
         return torch.softmax(logits.float(), dim=1).numpy()
 
     length = f"{n_samples / sr:.2f} s clips" if n_samples else "clips at their own length"
     return LoadedModel("audio", label_names_of(model), predict_proba, f"Wav2Vec2ForSequenceClassification ({length})")
 
+
+_max_seconds: float | None = MAX_SECONDS  # set by load_model, read by the speech loaders' predict_proba
 
 # Speech model formats register here: course save formats by their config's task, transformers models by model_type.
 AUDIO_LOADERS: dict[str, Callable[[Path, dict], LoadedModel]] = {"speech-emotion-cnn": _load_speech_cnn}
@@ -280,21 +317,78 @@ def _label_index(label_names: list[str]) -> Callable[[object], int | None]:
     return index
 
 
-def _read_csv(path: Path) -> pd.DataFrame:
-    """A CSV read as strings, with clear errors for the usual ways a file is not one."""
+def _csv_chunks(path: Path, chunk_rows: int = CHUNK_ROWS):
+    """A CSV read as strings, ``chunk_rows`` rows at a time, with clear errors for the usual ways a file is not one."""
     try:
-        return pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
+        reader = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8", chunksize=chunk_rows)
+        with reader:
+            yield from reader
     except UnicodeDecodeError as exc:
         raise EvaluationError(f"{path} is not UTF-8 ({exc}); re-save it as UTF-8") from None
     except pd.errors.EmptyDataError:
         raise EvaluationError(f"{path} is empty") from None
     except pd.errors.ParserError as exc:
-        raise EvaluationError(f"{path} is not a readable CSV: {exc}") from None
+        raise EvaluationError(f"{path} is not a readable CSV: {str(exc).strip()}") from None
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    """A whole CSV read as strings (small files; :func:`evaluate` reads in chunks)."""
+    chunks = list(_csv_chunks(path))
+    return pd.concat(chunks, ignore_index=True) if len(chunks) > 1 else chunks[0]
 
 
 def _cell(value: object) -> str:
     """A CSV cell as text ("" for a missing one: a short row gives NaN even with ``keep_default_na=False``)."""
     return value if isinstance(value, str) else ""
+
+
+def _problem(report: Report, row: int, problem: str) -> None:
+    report.problems_total += 1
+    if len(report.problems) < MAX_PROBLEMS_LISTED:
+        report.problems.append({"row": row, "problem": problem})
+
+
+def _text_rows(frame: pd.DataFrame, path: Path, index, label_names, report: Report, first_row: int):
+    missing = {"text", "label"} - set(frame.columns)
+    if missing:
+        raise EvaluationError(f"{path} lacks the column(s) {sorted(missing)}; found {list(frame.columns)}")
+    texts, labels, rows = [], [], []
+    for row, (text, label) in enumerate(zip(frame["text"], frame["label"]), start=first_row):
+        text, label_id = _cell(text), index(_cell(label))
+        if not text.strip():
+            _problem(report, row, "empty text")
+        elif label_id is None:
+            _problem(report, row, f"unknown label {_cell(label)!r}; the model knows {label_names}")
+        else:
+            texts.append(text)
+            labels.append(label_id)
+            rows.append(row)
+    return texts, labels, rows
+
+
+def _audio_rows(frame: pd.DataFrame, folder: Path, index, label_names, report: Report, first_row: int):
+    meta = folder / "metadata.csv"
+    missing = {"path", "emotion"} - set(frame.columns)
+    if missing:
+        raise EvaluationError(f"{meta} lacks the column(s) {sorted(missing)}; found {list(frame.columns)}")
+    paths, labels, rows = [], [], []
+    for row, (rel, emotion) in enumerate(zip(frame["path"], frame["emotion"]), start=first_row):
+        rel, emotion = _cell(rel).strip(), _cell(emotion)
+        label_id = index(emotion)
+        path = (folder / rel).resolve()
+        if label_id is None:
+            _problem(report, row, f"unknown emotion {emotion!r}; the model knows {label_names}")
+        elif not rel:
+            _problem(report, row, "empty path")
+        elif Path(rel).is_absolute() or ".." in Path(rel).parts:
+            _problem(report, row, f"path {rel!r} leaves the data folder (paths are relative to it, without '..')")
+        elif not path.is_file():
+            _problem(report, row, f"no audio file at {rel}")
+        else:
+            paths.append(str(path))
+            labels.append(label_id)
+            rows.append(row)
+    return paths, labels, rows
 
 
 def read_text_rows(path: Path, label_names: list[str], report: Report, rows: list[int] | None = None) -> tuple[list[str], list[int]]:
@@ -303,23 +397,10 @@ def read_text_rows(path: Path, label_names: list[str], report: Report, rows: lis
     ``rows``, when given, receives the file's row number (the header is row 1) of every returned text.
     """
     frame = _read_csv(path)
-    missing = {"text", "label"} - set(frame.columns)
-    if missing:
-        raise EvaluationError(f"{path} lacks the column(s) {sorted(missing)}; found {list(frame.columns)}")
-    index = _label_index(label_names)
-    texts, labels = [], []
     report.rows_total = len(frame)
-    for row, (text, label) in enumerate(zip(frame["text"], frame["label"]), start=2):  # row 1 is the header
-        text, label_id = _cell(text), index(_cell(label))
-        if not text.strip():
-            report.problems.append({"row": row, "problem": "empty text"})
-        elif label_id is None:
-            report.problems.append({"row": row, "problem": f"unknown label {_cell(label)!r}; the model knows {label_names}"})
-        else:
-            texts.append(text)
-            labels.append(label_id)
-            if rows is not None:
-                rows.append(row)
+    texts, labels, found = _text_rows(frame, path, _label_index(label_names), label_names, report, 2)
+    if rows is not None:
+        rows.extend(found)
     return texts, labels
 
 
@@ -332,79 +413,82 @@ def read_audio_rows(folder: Path, label_names: list[str], report: Report, rows: 
     if not meta.is_file():
         raise EvaluationError(f"{folder} has no metadata.csv with the columns path,emotion")
     frame = _read_csv(meta)
-    missing = {"path", "emotion"} - set(frame.columns)
-    if missing:
-        raise EvaluationError(f"{meta} lacks the column(s) {sorted(missing)}; found {list(frame.columns)}")
-    index = _label_index(label_names)
-    paths, labels = [], []
     report.rows_total = len(frame)
-    for row, (rel, emotion) in enumerate(zip(frame["path"], frame["emotion"]), start=2):
-        rel, emotion = _cell(rel).strip(), _cell(emotion)
-        label_id = index(emotion)
-        path = (folder / rel).resolve()
-        if label_id is None:
-            report.problems.append({"row": row, "problem": f"unknown emotion {emotion!r}; the model knows {label_names}"})
-        elif not rel:
-            report.problems.append({"row": row, "problem": "empty path"})
-        elif not path.is_file():
-            report.problems.append({"row": row, "problem": f"no audio file at {rel}"})
-        else:
-            paths.append(str(path))
-            labels.append(label_id)
-            if rows is not None:
-                rows.append(row)
+    paths, labels, found = _audio_rows(frame, folder, _label_index(label_names), label_names, report, 2)
+    if rows is not None:
+        rows.extend(found)
     return paths, labels
 
 
 # --------------------------------------------------------------------------- scoring
 
 
-def evaluate(model_dir: str | Path, data: str | Path, batch_size: int = 64) -> Report:
+def evaluate(model_dir: str | Path, data: str | Path, batch_size: int = 64, max_seconds: float | None = MAX_SECONDS,
+             progress: bool = False, chunk_rows: int = CHUNK_ROWS) -> Report:
     """Score the model in ``model_dir`` on ``data`` and return a :class:`Report`.
 
+    The file is read, decoded and scored ``chunk_rows`` rows at a time (a progress bar when ``progress``), so
+    memory stays bounded for any number of rows; clips longer than ``max_seconds`` are refused before decoding.
     An item that fails on its own (an unreadable or silent clip: a ``ValueError`` such as
     :class:`helpers.audio.features.AudioError`) is reported with its row number and left out; the others are scored.
     """
-    model = load_model(model_dir)
+    from tqdm.auto import tqdm
+
+    check_number(batch_size, "batch_size", int, 1, 100_000)
+    model = load_model(model_dir, max_seconds=max_seconds)
     data = Path(data)
     report = Report(model=str(model_dir), data=str(data))
     if not data.exists():
         raise EvaluationError(f"no data at {data}")
-    rows: list[int] = []
     if model.kind == "text":
         if data.is_dir():
             raise EvaluationError(f"{model.description} reads a CSV of text,label, but {data} is a folder")
-        inputs, labels = read_text_rows(data, model.label_names, report, rows)
+        source, read_rows = data, lambda frame, first: _text_rows(frame, data, index, model.label_names, report, first)
     else:
         if not data.is_dir():
             raise EvaluationError(f"{model.description} reads a folder with metadata.csv, but {data} is a file")
-        inputs, labels = read_audio_rows(data, model.label_names, report, rows)
-    if not inputs:
-        raise EvaluationError(f"no scorable rows in {data} ({len(report.problems)} problem rows; first: {report.problems[:3]})")
-    predictions, kept = [], []
-    for start in range(0, len(inputs), batch_size):
-        chunk = inputs[start:start + batch_size]
-        try:
-            probs = model.predict_proba(chunk)
-        except ValueError:
-            # one bad item (e.g. an unreadable clip) should not sink the batch: score the items one by one
-            for offset, item in enumerate(chunk):
+        source = data / "metadata.csv"
+        if not source.is_file():
+            raise EvaluationError(f"{data} has no metadata.csv with the columns path,emotion")
+        read_rows = lambda frame, first: _audio_rows(frame, data, index, model.label_names, report, first)  # noqa: E731
+    index = _label_index(model.label_names)
+    k = len(model.label_names)
+    confusion = np.zeros((k, k), dtype=np.int64)
+    first_row = 2  # row 1 is the header
+    with tqdm(desc=f"scoring {data.name}", unit="row", disable=not progress, leave=False) as bar:
+        for frame in _csv_chunks(source, chunk_rows):
+            inputs, labels, rows = read_rows(frame, first_row)
+            first_row += len(frame)
+            report.rows_total += len(frame)
+            for start in range(0, len(inputs), batch_size):
+                chunk = inputs[start:start + batch_size]
                 try:
-                    predictions.append(int(np.argmax(model.predict_proba([item])[0])))
-                except ValueError as exc:
-                    report.problems.append({"row": rows[start + offset], "problem": str(exc)})
-                    continue
-                kept.append(start + offset)
-            continue
-        predictions.extend(probs.argmax(axis=1).tolist())
-        kept.extend(range(start, start + len(chunk)))
+                    predicted = [int(i) for i in model.predict_proba(chunk).argmax(axis=1)]
+                    kept = list(range(start, start + len(chunk)))
+                except ValueError:
+                    # one bad item (e.g. an unreadable clip) should not sink the batch: score the items one by one
+                    predicted, kept = [], []
+                    for offset, item in enumerate(chunk):
+                        try:
+                            predicted.append(int(np.argmax(model.predict_proba([item])[0])))
+                        except ValueError as exc:
+                            _problem(report, rows[start + offset], str(exc))
+                            continue
+                        kept.append(start + offset)
+                np.add.at(confusion, ([labels[i] for i in kept], predicted), 1)
+            bar.update(len(frame))
     report.problems.sort(key=lambda p: p["row"])
-    if not kept:
-        raise EvaluationError(f"no row of {data} could be scored; first problems: {report.problems[:3]}")
-    truth = [labels[i] for i in kept]
-    metrics = classification_metrics(truth, predictions, num_classes=len(model.label_names))
+    if report.rows_total == 0:
+        raise EvaluationError(f"no rows in {source} (only a header)")
+    scored = int(confusion.sum())
+    if not scored:
+        raise EvaluationError(f"no scorable rows in {data} ({report.problems_total} problem rows; first: "
+                              f"{report.problems[:3]})")
+    rows_i, cols_i = np.nonzero(confusion)
+    counts = confusion[rows_i, cols_i]
+    metrics = classification_metrics(np.repeat(rows_i, counts), np.repeat(cols_i, counts), num_classes=k)
     report.metrics = {k: metrics[k] for k in ("accuracy", "macro_f1", "balanced_accuracy", "mcc", "weighted_f1")}
-    report.rows_scored = len(truth)
+    report.rows_scored = scored
     return report
 
 
@@ -413,25 +497,38 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", required=True, type=Path, help="a model folder saved by a notebook")
     parser.add_argument("--data", required=True, type=Path, help="a CSV of text,label or a folder with metadata.csv (path,emotion)")
     parser.add_argument("--out", type=Path, help="where to write the JSON report (default: evaluation.json beside the data)")
+    parser.add_argument("--max-seconds", type=float, default=MAX_SECONDS,
+                        help=f"longest clip to decode (default {MAX_SECONDS:g} s; longer clips are reported, not read)")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     try:
-        report = evaluate(args.model, args.data)
-    except (EvaluationError, FileNotFoundError, KeyError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        check_number(args.max_seconds, "--max-seconds", float, 0.01, 3_600)
+        check_number(args.batch_size, "--batch-size", int, 1, 100_000)
+        out = args.out or (args.data if args.data.is_dir() else args.data.parent) / "evaluation.json"
+        if out.is_dir():
+            raise EvaluationError(f"--out {out} is a folder; give the path of a .json file")
+        report = evaluate(args.model, args.data, batch_size=args.batch_size, max_seconds=args.max_seconds,
+                          progress=not args.no_progress and sys.stderr.isatty())
+    except (CourseInputError, FileNotFoundError, KeyError, ValueError) as exc:
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"error: {message}", file=sys.stderr)
         return 2
-    out = args.out or (args.data if args.data.is_dir() else args.data.parent) / "evaluation.json"
+    except OSError as exc:
+        print(f"error: {describe_os_error(exc, 'check --model and --data')}", file=sys.stderr)
+        return 2
     try:
         atomic_write_bytes(out, (json.dumps(report.__dict__, indent=2, ensure_ascii=False, default=float) + "\n").encode("utf-8"))
     except OSError as exc:
-        print(f"error: cannot write the report to {out} ({exc}); choose another place with --out", file=sys.stderr)
+        print(f"error: cannot write the report to {out} ({exc.strerror or exc}); choose another place with --out", file=sys.stderr)
         return 2
-    print(f"{report.rows_scored} of {report.rows_total} rows scored ({len(report.problems)} problems)")
+    print(f"{report.rows_scored} of {report.rows_total} rows scored ({report.problems_total} problems)")
     for name, value in report.metrics.items():
         print(f"  {name:<18} {value:.4f}")
     for problem in report.problems[:10]:
         print(f"  row {problem.get('row')}: {problem['problem']}")
-    if len(report.problems) > 10:
-        print(f"  … {len(report.problems) - 10} more in {out}")
+    if report.problems_total > 10:
+        print(f"  … {report.problems_total - 10} more" + (f" ({len(report.problems)} listed in {out})" if report.problems_total > len(report.problems) else f" in {out}"))
     print(f"report: {out}")
     return 0
 

@@ -38,6 +38,7 @@ from helpers.core.distributed import (
     replica_difference, shutdown,
 )
 from helpers.core.download import atomic_folder, atomic_write_bytes
+from helpers.core.inputs import CourseInputError, check_config_value, check_device, check_threads, describe_os_error
 from helpers.core.env import get_device, seed_everything
 from helpers.core.training import (
     DEFAULT_MONITOR, MONITORS, SCHEDULER_STEPS, IndexBatches, TrainingError, eval_batches, evaluate, fit,
@@ -157,7 +158,7 @@ def _on_main(fn: Callable[[], Any], ctx: DistContext) -> Any:
     if ctx.is_main:
         try:
             result = fn()
-        except (TrainingError, CheckpointError) as exc:
+        except (TrainingError, CheckpointError, CourseInputError) as exc:
             error = exc
     result, error = broadcast_object((result, error), ctx)
     if error is not None:
@@ -310,6 +311,8 @@ def parse_with_config(parser: argparse.ArgumentParser, argv: Sequence[str] | Non
             parser.error(f"--config {known.config}: no such file")
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             parser.error(f"--config {known.config} is not valid JSON ({exc})")
+        except OSError as exc:
+            parser.error(f"--config {known.config}: {exc.strerror or exc}")
         if not isinstance(values, dict):
             parser.error(f"--config {known.config} must hold a JSON object of settings, not {type(values).__name__}")
         actions = {a.dest: a for a in parser._actions if a.dest not in ("help", "config")}
@@ -320,6 +323,10 @@ def parse_with_config(parser: argparse.ArgumentParser, argv: Sequence[str] | Non
                 parser.error(f"--config {known.config}: unknown setting {key!r}; known: {', '.join(sorted(actions))}")
             if actions[dest].choices is not None and value not in actions[dest].choices:
                 parser.error(f"--config {known.config}: {key}={value!r} is not one of {list(actions[dest].choices)}")
+            try:
+                value = check_config_value(actions[dest], key, value, str(known.config))
+            except CourseInputError as exc:
+                parser.error(str(exc))
             defaults[dest] = value
         parser.set_defaults(**defaults)
     args = parser.parse_args(argv)
@@ -339,24 +346,37 @@ def settings_from_args(args: argparse.Namespace) -> LoopSettings:
     )
 
 
-SCRIPT_ERRORS = (TrainingError, CheckpointError, DistributedError, FileNotFoundError, ValueError, KeyError)
+SCRIPT_ERRORS = (TrainingError, CheckpointError, DistributedError, FileNotFoundError, ValueError, KeyError, CourseInputError)
 
 
 def run_script(build_job: Callable[[argparse.Namespace, DistContext], TrainingJob], args: argparse.Namespace) -> int:
     """Join the process group, seed, build the job, train; errors become one ``error: ...`` line and exit code 2."""
+    from helpers.core.outputs import prepare_output_dir, release_output_dir
+
     try:
+        check_threads(args.threads)
+        check_device(args.device)
         if args.threads:
             torch.set_num_threads(args.threads)
         ctx = init_distributed(args.device)
         try:
             seed_everything(args.seed)
             settings = settings_from_args(args)
-            run_training(build_job(args, ctx), settings, ctx)
+            # before any data is read: a bad, foreign or busy --output costs one line, not a run
+            _on_main(lambda: prepare_output_dir(args.output, resume=args.resume is not None), ctx)
+            try:
+                run_training(build_job(args, ctx), settings, ctx)
+            finally:
+                if ctx.is_main:
+                    release_output_dir(args.output)
         finally:
             shutdown(ctx)
     except SCRIPT_ERRORS as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"error: {message}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # permission denied, disk full, ...
+        print(f"error: {describe_os_error(exc, 'check --output, its permissions and the free disk space')}", file=sys.stderr)
         return 2
     return 0
 

@@ -5,6 +5,8 @@
     python -m helpers.cli.train_text fold --fold 0 [--n-folds 5] [--model roberta|tfidf] [--init random|DIR|klue/roberta-base]
                                       [--scheme 7way|two-stage] [--loss ce|weighted|focal] [--epochs 2] [--limit 300]
                                       [--out build/train_text/fold0.json]
+    python -m helpers.cli.train_text finetune --model e5-small --data DIR|ko_single_turn_emotion [--fold 0]
+                                      [--output build/runs/...] [--resume] ...   (all flags: --help)
 
 **lstm** trains notebook 02's final model (a packed LSTM with max pooling over time and embedding dropout,
 bucketed batches, Adam, early stopping on validation macro-F1) on dair-ai emotion, or on a folder holding
@@ -20,18 +22,24 @@ k-fold one by one, on one machine or several, and average the JSON files (``help
 ``--init models/ko-roberta-mlm`` fine-tunes the MLM-pretrained RoBERTa that notebook 06 saves;
 ``--init klue/roberta-base`` the hub model (needs the internet once, and a GPU to be quick). The older form
 without the word ``fold`` (``python -m helpers.cli.train_text --fold 0 ...``) still works.
+
+**finetune** fine-tunes a pretrained encoder of :mod:`helpers.pretrained` (multilingual E5 for Korean) as a text
+classifier on the same loop, DDP, checkpoints and ``--resume`` as ``lstm`` (:mod:`helpers.cli.finetune_text`);
+its ``OUTPUT/model`` folder is read by ``python -m helpers.cli.evaluate``.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Sequence
 
 from helpers.core.env import REPO_ROOT
+from helpers.core.inputs import CourseInputError, describe_os_error
 
-COMMANDS = ("lstm", "fold")
+COMMANDS = ("lstm", "fold", "finetune")
 
 
 # --------------------------------------------------------------------------- fold: notebook 06, one fold
@@ -68,19 +76,71 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _check_fold_out(out: Path) -> None:
+    """``--out`` of ``fold``: a new file, or an earlier fold result (JSON with name/config/validation/test)."""
+    from helpers.core.outputs import OutputFolderError
+
+    if out.is_dir():
+        raise OutputFolderError(f"--out {out} is a folder; give the path of a .json file")
+    if out.exists():
+        try:
+            earlier = json.loads(out.read_text(encoding="utf-8"))
+            ours = isinstance(earlier, dict) and {"name", "config", "validation", "test"} <= set(earlier)
+        except (OSError, UnicodeDecodeError, ValueError):
+            ours = False
+        if not ours:
+            raise OutputFolderError(f"--out {out} exists and is not a fold result of this script; it is left as it is: "
+                                    "give another --out")
+    parent = out.parent if str(out.parent) else Path(".")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputFolderError(f"cannot create the folder of --out {out} ({exc.strerror or exc}); choose another place") from None
+    if not os.access(parent, os.W_OK):
+        raise OutputFolderError(f"cannot write into {parent} (--out {out}); choose a place you can write to")
+
+
 def fold_main(argv: Sequence[str] | None = None) -> int:
     """``python -m helpers.cli.train_text fold ...``: one fold of notebook 06, metrics as JSON."""
     args = build_parser().parse_args(argv)
-    from helpers.core.env import describe_device, get_device, seed_everything
-    from helpers.text.korean_emotion import FoldConfig, run_fold
-
     try:
-        cfg = FoldConfig(model=args.model, init=args.init, scheme=args.scheme, loss=args.loss, fold=args.fold,
-                         n_folds=args.n_folds, seed=args.seed, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                         max_length=args.max_length, limit=args.limit, hidden=args.hidden, layers=args.layers, heads=args.heads)
-    except ValueError as exc:
+        return _fold(args)
+    except CourseInputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        print(f"error: {describe_os_error(exc)}", file=sys.stderr)
+        return 2
+    except (ValueError, KeyError, RuntimeError) as exc:  # the course's own checks in run_fold / FoldConfig
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"error: {message}", file=sys.stderr)
+        return 2
+
+
+def _fold(args: argparse.Namespace) -> int:
+    from helpers.core.download import atomic_write_bytes
+    from helpers.core.env import describe_device, get_device, seed_everything
+    from helpers.core.inputs import check_device, check_number, check_threads
+    from helpers.text.korean_emotion import FoldConfig, run_fold
+
+    check_number(args.n_folds, "--n-folds", int, 2, 100)
+    check_number(args.fold, "--fold", int, 0, args.n_folds - 1)
+    check_number(args.epochs, "--epochs", int, 1, 10_000)
+    for name in ("batch_size", "max_length", "hidden", "layers", "heads"):
+        check_number(getattr(args, name), f"--{name.replace('_', '-')}", int, 1, 1_000_000)
+    check_number(args.lr, "--lr", float, 0, 10)
+    if args.limit is not None:
+        check_number(args.limit, "--limit", int, 1)
+    check_threads(args.threads)
+    check_device(args.device)
+    if args.tokenizer is not None and not args.tokenizer.is_dir():
+        raise CourseInputError(f"--tokenizer {args.tokenizer}: no such folder; give the folder notebook 04 saves "
+                               "(models/tokenizers/ko-wordpiece-4096), or leave --tokenizer out")
+    cfg = FoldConfig(model=args.model, init=args.init, scheme=args.scheme, loss=args.loss, fold=args.fold,
+                     n_folds=args.n_folds, seed=args.seed, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                     max_length=args.max_length, limit=args.limit, hidden=args.hidden, layers=args.layers, heads=args.heads)
+    out = args.out or REPO_ROOT / "build" / "train_text" / f"{cfg.name}-fold{cfg.fold}.json"
+    _check_fold_out(out)  # before training: a bad --out costs one line, not a run
     seed_everything(args.seed)
     if args.threads:
         import torch
@@ -92,12 +152,15 @@ def fold_main(argv: Sequence[str] | None = None) -> int:
     if args.tokenizer is not None:
         from transformers import AutoTokenizer
 
-        tokenizer = AutoTokenizer.from_pretrained(str(args.tokenizer))
+        from helpers.core.model_folder import load_pretrained
+
+        if not (args.tokenizer / "tokenizer.json").is_file() and not (args.tokenizer / "tokenizer_config.json").is_file():
+            raise CourseInputError(f"--tokenizer {args.tokenizer}: no tokenizer there (a folder written by save_pretrained, "
+                                   "with tokenizer.json); give the folder notebook 04 saves, or leave --tokenizer out")
+        tokenizer = load_pretrained(AutoTokenizer, args.tokenizer, local_files_only=True)
     result = run_fold(cfg, tokenizer=tokenizer, device=device, progress=not args.no_progress)
-    out = args.out or REPO_ROOT / "build" / "train_text" / f"{cfg.name}-fold{cfg.fold}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
     payload = {k: result[k] for k in ("name", "config", "sizes", "validation", "test", "seconds")}
-    out.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    atomic_write_bytes(out, (json.dumps(payload, indent=2) + "\n").encode("utf-8"))
     v, t = result["validation"], result["test"]
     print(f"validation: accuracy {v['accuracy']:.4f}, macro-F1 {v['macro_f1']:.4f} | "
           f"test: accuracy {t['accuracy']:.4f}, macro-F1 {t['macro_f1']:.4f} | {result['seconds']:.0f} s → {out}")
@@ -183,11 +246,9 @@ def load_text_splits(data: str) -> tuple[dict, list[str], str]:
             splits[split] = _read_split(path)
         elif split != "test":
             raise TrainingError(f"{folder} has no {split}.csv (columns text,label)")
-    train_labels = splits["train"]["label"].str.strip()
-    if train_labels.str.fullmatch(r"\d+").all():
-        label_names = [str(i) for i in range(int(train_labels.astype(int).max()) + 1)]
-    else:
-        label_names = sorted(set(train_labels))
+    from helpers.core.data import labels_from_column
+
+    label_names, _ = labels_from_column(splits["train"]["label"], str(folder / "train.csv"))
     if len(label_names) < 2:
         raise TrainingError(f"{folder / 'train.csv'} has a single label ({label_names}); a classifier needs two or more")
     index = {name: i for i, name in enumerate(label_names)}
@@ -274,11 +335,13 @@ def lstm_main(argv: Sequence[str] | None = None) -> int:
 
 # --------------------------------------------------------------------------- entry point
 
-USAGE = """usage: python -m helpers.cli.train_text {lstm,fold} ...
+USAGE = """usage: python -m helpers.cli.train_text {lstm,fold,finetune} ...
 
   lstm   train notebook 02's LSTM classifier (emotion_en or your CSVs); DDP under torchrun / accelerate launch,
          checkpoints, --resume, metrics.json, a model folder for helpers.cli.evaluate
   fold   train and score one fold of notebook 06's Korean 7-emotion task (also: --fold K without 'fold')
+  finetune  fine-tune a pretrained encoder of the registry (e5-small, mpnet-base, minilm) on your CSVs or one fold
+         of notebook 06's task; DDP, checkpoints, --resume, a model folder for helpers.cli.evaluate
 
 python -m helpers.cli.train_text lstm --help  |  python -m helpers.cli.train_text fold --help
 """
@@ -293,6 +356,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return lstm_main(argv[1:])
     if argv[0] == "fold":
         return fold_main(argv[1:])
+    if argv[0] == "finetune":
+        from helpers.cli.finetune_text import main as finetune_main
+
+        return finetune_main(argv[1:])
     return fold_main(argv)  # the original form: python -m helpers.cli.train_text --fold K ...
 
 

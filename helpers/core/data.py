@@ -18,6 +18,7 @@ import io
 import os
 import re
 import shutil
+import warnings
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +33,61 @@ from helpers.core.env import REPO_ROOT
 MIRROR_ENV = "COURSE_DATA_DIR"
 CACHE_ENV = "COURSE_CACHE_DIR"
 OFFLINE_ENV = "COURSE_OFFLINE"
+
+
+class DataCountWarning(UserWarning):
+    """A known data set holds fewer (or more) rows than the registry says: part of it is missing or altered."""
+
+
+def _check_counts(name: str, found: dict[str, int], folder: Path) -> None:
+    """Warn loudly (:class:`DataCountWarning`) when the row counts ``found`` differ from the registry's counts."""
+    expected = DATASETS[name].counts
+    wrong = {k: (found[k], v) for k, v in expected.items() if k in found and found[k] != v}
+    if wrong:
+        listed = "; ".join(f"{k}: {got:,} rows, expected {want:,}" for k, (got, want) in wrong.items())
+        warnings.warn(f"{name} in {folder} is not the published data set ({listed}). Results will not match the "
+                      "course's; restore the files (or delete them to download again)", DataCountWarning, stacklevel=3)
+
+
+def labels_from_column(labels: pd.Series, where: str) -> tuple[list[str], pd.Series]:
+    """``(label names, integer ids)`` of a label column that holds either names (``joy``) or ids (``0``), not both.
+
+    Ids must run 0..K-1 with every id present; names are sorted. Refused with a one-line :class:`ValueError`
+    (``CourseInputError``): a column mixing ids and names, names equal up to case, an id gap (``99999`` in a
+    6-class file) and more than :data:`helpers.core.inputs.MAX_CLASSES` classes.
+    """
+    from helpers.core.inputs import MAX_CLASSES, CourseInputError
+
+    labels = labels.astype(str).str.strip()
+    is_id = labels.str.fullmatch(r"\d{1,9}")
+    if is_id.any() and not is_id.all():
+        first_id, first_name = labels[is_id].iloc[0], labels[~is_id].iloc[0]
+        rows = [int(i) + 2 for i in labels.index[~is_id][:5]] if is_id.mean() > 0.5 else [int(i) + 2 for i in labels.index[is_id][:5]]
+        raise CourseInputError(f"{where} mixes label ids (e.g. {first_id!r}) and names (e.g. {first_name!r}), lines {rows}; "
+                               "use one or the other in the whole column")
+    if is_id.all():
+        ids = labels.astype(int)
+        top = int(ids.max())
+        if top >= MAX_CLASSES:
+            raise CourseInputError(f"{where}: label id {top} means {top + 1:,} classes; the course caps classes at "
+                                   f"{MAX_CLASSES:,} (a typo in the label column?)")
+        missing = sorted(set(range(top + 1)) - set(ids))
+        if missing:
+            raise CourseInputError(f"{where}: label ids must run 0..K-1 with each present; {top} is the largest but "
+                                   f"{missing[:10]} never occur (a typo in the label column?)")
+        return [str(i) for i in range(top + 1)], ids
+    names = sorted(set(labels))
+    if len(names) > MAX_CLASSES:
+        raise CourseInputError(f"{where} has {len(names):,} distinct labels; the course caps classes at {MAX_CLASSES:,}")
+    folded: dict[str, str] = {}
+    for name in names:
+        if not name:
+            raise CourseInputError(f"{where}: some rows have an empty label (lines {[int(i) + 2 for i in labels.index[labels == ''][:5]]})")
+        if name.lower() in folded:
+            raise CourseInputError(f"{where}: labels {folded[name.lower()]!r} and {name!r} differ only in case; "
+                                   "write each label one way")
+        folded[name.lower()] = name
+    return names, labels.map({n: i for i, n in enumerate(names)}).astype(int)
 
 
 class DataNotFoundError(FileNotFoundError):
@@ -411,6 +467,7 @@ def load_emotion_en(path: str | Path | None = None) -> dict[str, pd.DataFrame]:
         frame["label"] = frame["label"].astype(int)
         frame["label_name"] = frame["label"].map(dict(enumerate(EMOTION_EN_LABELS)))
         splits[split] = frame
+    _check_counts("emotion_en", {k: len(v) for k, v in splits.items()}, folder)
     return splits
 
 
@@ -436,6 +493,7 @@ def load_nsmc(path: str | Path | None = None) -> dict[str, pd.DataFrame]:
                              f"{frame['label'].iloc[bad[:10]].tolist()}")
         frame["label"] = labels.astype(int)
         splits[split] = frame
+    _check_counts("nsmc", {k: len(v) for k, v in splits.items()}, folder)
     return splits
 
 
@@ -452,6 +510,7 @@ def load_ko_single_turn_emotion(path: str | Path | None = None) -> pd.DataFrame:
         raise ValueError(f"unknown labels in ko_single_turn_emotion: {unknown}")
     frame["label_id"] = frame["label"].map({name: i for i, name in enumerate(KO_EMOTION_LABELS)})
     frame["label_en"] = frame["label"].map(dict(zip(KO_EMOTION_LABELS, KO_EMOTION_GLOSSES)))
+    _check_counts("ko_single_turn_emotion", {"all": len(frame)}, folder)
     return frame
 
 
@@ -481,11 +540,17 @@ def parse_ravdess_filename(name: str) -> dict[str, object]:
     }
 
 
-def load_ravdess(path: str | Path | None = None) -> pd.DataFrame:
+RAVDESS_ACTORS = tuple(range(1, 21))  # the course's folds and published results use actors 01-20 everywhere
+
+
+def load_ravdess(path: str | Path | None = None, actors=RAVDESS_ACTORS) -> pd.DataFrame:
     """RAVDESS speech clips as a frame: ``filepath`` (absolute), ``emotion``, ``label`` (0-7), ``actor``, ...
 
     Reads ``metadata.csv`` when the folder has one (the mirror), else decodes the file names
-    (a fresh Zenodo download). Only speech clips (vocal channel 01) are kept.
+    (a fresh Zenodo download). Only speech clips (vocal channel 01) are kept. ``actors`` keeps those actor
+    numbers: by default 1-20, the actors of the course's mirror, so the speaker folds and the published
+    comparison are the same on every machine; a full download (24 actors, on Colab) says in one printed line
+    that 21-24 are left out (``actors=range(21, 25)``: an extra speaker-independent check; ``None``: all).
     """
     folder = dataset_dir("ravdess_speech", path)
     meta_path = folder / "metadata.csv"
@@ -501,6 +566,10 @@ def load_ravdess(path: str | Path | None = None) -> pd.DataFrame:
         if len(unknown):
             raise ValueError(f"{meta_path}: data rows {[int(i) + 1 for i in unknown[:10]]} name emotions "
                              f"{frame['emotion'].iloc[unknown[:10]].tolist()} outside {list(RAVDESS_LABELS)}")
+        for row, rel in enumerate(frame["path"], start=2):  # relative, no '..' (a symlinked audio/ folder is fine)
+            if not isinstance(rel, str) or not rel.strip() or Path(rel).is_absolute() or ".." in Path(rel).parts:
+                raise ValueError(f"{meta_path}, line {row}: path {rel!r} leaves the data folder; paths must be relative "
+                                 "to it, without '..' (fix metadata.csv)")
         frame["filepath"] = [str(folder / p) for p in frame["path"]]
     else:
         rows = []
@@ -516,7 +585,43 @@ def load_ravdess(path: str | Path | None = None) -> pd.DataFrame:
                                     "or .flac); the folder is incomplete")
         frame = pd.DataFrame(rows)
     frame["label"] = frame["emotion"].map({name: i for i, name in enumerate(RAVDESS_LABELS)})
+    if actors is not None:
+        wanted = {int(a) for a in actors}
+        number = pd.to_numeric(frame["actor"], errors="coerce") if "actor" in frame else \
+            pd.to_numeric(frame["path"].str.extract(r"(\d\d)\.\w+$")[0], errors="coerce")
+        keep = number.isin(wanted)
+        if not keep.any():
+            raise ValueError(f"RAVDESS in {folder} has no clip of actors {sorted(wanted)}")
+        left = sorted(int(a) for a in number[~keep].dropna().unique())
+        if left:
+            print(f"RAVDESS: actors {left[0]:02d}-{left[-1]:02d} ({int((~keep).sum()):,} clips) are left out: the course's "
+                  f"folds use actors {min(wanted):02d}-{max(wanted):02d} (load_ravdess(actors=range(21, 25)) gives the "
+                  "others, an extra speaker-independent test)" if actors is RAVDESS_ACTORS else
+                  f"RAVDESS: {int((~keep).sum()):,} clips of actors outside {sorted(wanted)} left out")
+        frame = frame[keep]
+    if actors is None or actors is RAVDESS_ACTORS:  # the count check expects actors 1..N
+        _check_ravdess_counts(frame, folder)
     return frame.sort_values("path").reset_index(drop=True)
+
+
+def _check_ravdess_counts(frame: pd.DataFrame, folder: Path) -> None:
+    """Warn (:class:`DataCountWarning`) unless actors 1..N each have the 60 speech clips RAVDESS has per actor."""
+    per_actor = DATASETS["ravdess_speech"].counts["clips_per_actor"]
+    actors = pd.to_numeric(frame["actor"] if "actor" in frame else frame["path"].str.extract(r"(\d\d)\.\w+$")[0],
+                           errors="coerce")
+    counts = actors.value_counts()
+    if counts.empty:
+        return
+    # Zenodo's RAVDESS has actors 1-24; the course's 16 kHz mirror (ravdess_speech_16k) holds actors 1-20
+    top = max(int(counts.index.max()), 20 if folder.name == "ravdess_speech_16k" else 24)
+    short = {a: int(counts.get(a, 0)) for a in range(1, top + 1) if counts.get(a, 0) != per_actor}
+    if short:
+        listed = ", ".join(f"actor {a:02d}: {n}" for a, n in list(short.items())[:10])
+        expected = per_actor * top
+        warnings.warn(f"RAVDESS in {folder} has {len(frame):,} clips, expected {expected:,} ({per_actor} for each of actors "
+                      f"1-{top}); clips per actor: {listed}{' …' if len(short) > 10 else ''}. Restore the missing "
+                      "files (metadata.csv cut short?) or results will not match the course's",
+                      DataCountWarning, stacklevel=3)
 
 
 # --------------------------------------------------------------------------- splits

@@ -13,6 +13,8 @@ from typing import Iterator
 
 from tqdm.auto import tqdm
 
+from helpers.core.inputs import CourseInputError
+
 
 class ChecksumError(RuntimeError):
     """A downloaded or cached file does not have the expected checksum."""
@@ -120,11 +122,36 @@ def download(url: str, dest: str | Path, checksum: str | None = None, timeout: f
     return dest
 
 
+# files an earlier save of a model or tokenizer may hold that a newer save need not write again
+SAVE_ARTIFACTS = frozenset({
+    "config.json", "generation_config.json", "preprocessor_config.json", "tokenizer.json", "tokenizer_config.json",
+    "special_tokens_map.json", "added_tokens.json", "vocab.txt", "vocab.json", "merges.txt", "chat_template.jinja",
+    "model.safetensors", "pytorch_model.bin", "model.pt", "vocab.pt", "training_args.bin", "sentencepiece.bpe.model",
+})
+
+
+class FolderInUseError(CourseInputError):
+    """``atomic_folder`` would have to delete files it did not write (the message names them)."""
+
+
+def _foreign_entries(old: Path, new: Path) -> list[str]:
+    """Entries of ``old`` (recursively) that the new save ``new`` does not hold and that no save writes."""
+    found = []
+    for path in sorted(old.rglob("*")):
+        rel = path.relative_to(old)
+        if not (new / rel).exists() and not (path.is_file() and path.name in SAVE_ARTIFACTS):
+            found.append(str(rel))
+    return found
+
+
 @contextmanager
 def atomic_folder(target: str | Path) -> Iterator[Path]:
     """Yield a temporary sibling folder to fill; on success it replaces ``target`` whole, on failure it is removed.
 
-    Readers therefore see either the old folder or the complete new one, never a half-written one.
+    Readers therefore see either the old folder or the complete new one, never a half-written one. An existing
+    ``target`` is replaced only when it is an earlier save of the same kind: every file in it is rewritten by the
+    new save (or is a model/tokenizer file, :data:`SAVE_ARTIFACTS`). A folder holding anything else (a user's
+    files) is never deleted: :class:`FolderInUseError` names what is there, and the new save is discarded.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -132,9 +159,20 @@ def atomic_folder(target: str | Path) -> Iterator[Path]:
     try:
         _usual_mode(staging, folder=True)
         yield staging
+        if target.is_symlink() or (target.exists() and not target.is_dir()):
+            raise FolderInUseError(f"{target} is a file or a link, not a folder this code saved; it was left as it is: "
+                                   "move it away or save elsewhere")
         if target.exists():
-            shutil.rmtree(target)
-        os.replace(staging, target)
+            foreign = _foreign_entries(target, staging)
+            if foreign:
+                raise FolderInUseError(f"{target} holds files this save does not write ({', '.join(foreign[:3])}"
+                                       f"{' …' if len(foreign) > 3 else ''}); nothing was deleted: move them or save elsewhere")
+            aside = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".old"))
+            os.replace(target, aside / "old")
+            os.replace(staging, target)
+            shutil.rmtree(aside, ignore_errors=True)
+        else:
+            os.replace(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

@@ -69,7 +69,8 @@ def check_config_values(config: dict, where: str) -> None:
     """Check every size-like value of ``config`` (see :data:`LIMITS`), nested objects included.
 
     Raises :class:`ModelConfigError` naming the key (``model.num_classes``) for a wrong type, NaN, a negative or a
-    huge value, a list where an object belongs, duplicate label names or more than 1,000 classes.
+    huge value, a list where an object belongs or more than 1,000 classes (duplicate label names are refused where
+    labels are matched by name: :func:`check_label_list`, used by the evaluator).
     """
     def walk(node: dict, prefix: str) -> None:
         for key, value in node.items():
@@ -91,8 +92,8 @@ def check_config_values(config: dict, where: str) -> None:
                     raise ModelConfigError(f"{where}: {name} must be a list of 1 to {most} integers, got {value!r}")
                 for i, item in enumerate(value):
                     check_number(item, f"{name}[{i}]", int, low, high, where)
-            elif key in ("labels", "label_names") and isinstance(value, list):
-                check_label_list(value, f"{where}: {name}")
+            elif key in ("labels", "label_names") and isinstance(value, list) and len(value) > MAX_CLASSES:
+                raise ModelConfigError(f"{where}: {name} lists {len(value):,} labels; the course caps classes at {MAX_CLASSES:,}")
             if key in ("id2label", "label2id") and len(value) > MAX_CLASSES:
                 raise ModelConfigError(f"{where}: {name} has {len(value):,} labels; the course caps classes at {MAX_CLASSES:,}")
             if isinstance(value, dict):
