@@ -106,6 +106,12 @@ def prepare_output_dir(path: str | Path, resume: bool = False, flag: str = "--ou
                 f"{' …' if len(foreign) > 3 else ''}); the scripts never overwrite them: give a new or empty folder")
         results = sorted(set(entries) & RESULT_ENTRIES)
         if results and not resume:
+            from helpers.core.checkpoint import latest_checkpoint
+
+            newest = latest_checkpoint(folder / "checkpoints") if "checkpoints" in results else None
+            if newest is not None:
+                raise OutputFolderError(f"{folder} already holds checkpoints (newest: {newest.name}); pass --resume to "
+                                        "continue that run, or choose another --output")
             raise OutputFolderError(
                 f"{flag} {folder} already holds a run ({', '.join(results)}); pass --resume to continue it (same "
                 "settings: --config OUTPUT/run_config.json), or give another folder")
