@@ -37,7 +37,7 @@ from helpers.core.distributed import (
     PRECISIONS, DistContext, DistributedError, MixedPrecision, broadcast_object, default_precision, init_distributed,
     replica_difference, shutdown,
 )
-from helpers.core.download import atomic_folder, atomic_write_bytes
+from helpers.core.download import ChecksumError, atomic_folder, atomic_write_bytes
 from helpers.core.inputs import CourseInputError, check_config_value, check_device, check_threads, describe_os_error
 from helpers.core.env import get_device, seed_everything
 from helpers.core.training import (
@@ -346,7 +346,8 @@ def settings_from_args(args: argparse.Namespace) -> LoopSettings:
     )
 
 
-SCRIPT_ERRORS = (TrainingError, CheckpointError, DistributedError, FileNotFoundError, ValueError, KeyError, CourseInputError)
+SCRIPT_ERRORS = (TrainingError, CheckpointError, DistributedError, FileNotFoundError, ValueError, KeyError, CourseInputError,
+                 ChecksumError)
 
 
 def run_script(build_job: Callable[[argparse.Namespace, DistContext], TrainingJob], args: argparse.Namespace) -> int:
