@@ -585,6 +585,7 @@ def load_ravdess(path: str | Path | None = None, actors=RAVDESS_ACTORS) -> pd.Da
                                     "or .flac); the folder is incomplete")
         frame = pd.DataFrame(rows)
     frame["label"] = frame["emotion"].map({name: i for i, name in enumerate(RAVDESS_LABELS)})
+    _check_ravdess_counts(frame, folder)  # the folder as it is: complete or not, before choosing actors
     if actors is not None:
         wanted = {int(a) for a in actors}
         number = pd.to_numeric(frame["actor"], errors="coerce") if "actor" in frame else \
@@ -599,8 +600,6 @@ def load_ravdess(path: str | Path | None = None, actors=RAVDESS_ACTORS) -> pd.Da
                   "others, an extra speaker-independent test)" if actors is RAVDESS_ACTORS else
                   f"RAVDESS: {int((~keep).sum()):,} clips of actors outside {sorted(wanted)} left out")
         frame = frame[keep]
-    if actors is None or actors is RAVDESS_ACTORS:  # the count check expects actors 1..N
-        _check_ravdess_counts(frame, folder)
     return frame.sort_values("path").reset_index(drop=True)
 
 
