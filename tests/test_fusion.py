@@ -215,3 +215,77 @@ def test_standardizer_maps_the_training_mean_to_zero():
     z = st.transform(x)
     assert np.allclose(z.mean(axis=0), 0, atol=1e-5) and np.allclose(z.std(axis=0), 1, atol=1e-3)
     assert np.allclose(st.transform(x.mean(axis=0, keepdims=True)), 0, atol=1e-5)
+
+
+# --------------------------------------------------------------------------- pretrained branches
+
+
+def _clustered(n=300, dim=24, classes=3, seed=0):
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, classes, n)
+    centres = rng.standard_normal((classes, dim)) * 3.0
+    return (centres[labels] + rng.standard_normal((n, dim))).astype(np.float32), labels
+
+
+def test_embedding_text_branch_gives_probabilities_and_a_reduced_embedding():
+    x, y = _clustered()
+    branch = fu.EmbeddingTextBranch(dim=8, seed=0).fit(x[:200], y[:200])
+    probs = branch.predict_proba(x[200:])
+    assert probs.shape == (100, 3) and np.allclose(probs.sum(1), 1)
+    assert (probs.argmax(1) == y[200:]).mean() > 0.9
+    emb = branch.embed(x[200:])
+    assert emb.shape == (100, 8) and emb.dtype == np.float32
+    with pytest.raises(ValueError, match="one embedding row per label"):
+        fu.EmbeddingTextBranch().fit(x[:10], y[:11])
+
+
+def test_layer_head_audio_branch_keeps_the_setting_with_the_lowest_validation_loss():
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 3, 240)
+    x = rng.standard_normal((240, 3, 6)).astype(np.float32)
+    x[:, 1] += (np.eye(3)[y] * 3.0).repeat(2, axis=1)  # only layer 1 carries the class
+    grid = ({"hidden": 8, "weight_decay": 1e-2, "learning_rate": 1e-2}, {"hidden": 16, "weight_decay": 1e-1, "learning_rate": 1e-2})
+    branch = fu.LayerHeadAudioBranch(num_classes=3, grid=grid, epochs=15, seed=0).fit(x, y, np.arange(160), np.arange(160, 200))
+    probs = branch.predict_proba(x, np.arange(200, 240))
+    assert probs.shape == (40, 3) and (probs.argmax(1) == y[200:]).mean() > 0.8
+    emb = branch.embed(x, np.arange(200, 240))
+    assert emb.shape == (40, branch.run.settings["hidden"]) and (emb >= 0).all()  # after the ReLU
+    # the embedding is what the classifier reads: its last linear layer on emb gives the same probabilities
+    with torch.no_grad():
+        logits = branch.run.model.net[4](torch.from_numpy(emb))
+    assert np.allclose(torch.softmax(logits, -1).numpy(), probs, atol=1e-5)
+    # the chosen setting has the lowest best-epoch validation loss of the grid
+    from helpers.audio.whisper_features import train_layer_head
+
+    others = [train_layer_head(x, y, np.arange(160), np.arange(160, 200), num_classes=3, epochs=15, seed=0, **g) for g in grid]
+    assert np.isclose(branch.run.best_val_loss, min(r.best_val_loss for r in others))
+
+
+def test_sentence_embeddings_are_cached_and_keyed_on_the_sentences(isolated_cache, monkeypatch):
+    from helpers.pretrained import PretrainedNotFoundError, resolve_model
+
+    try:
+        monkeypatch.setenv("COURSE_MODEL_DIR", str(_real_models_dir()))
+        resolve_model("e5-small")
+    except (PretrainedNotFoundError, FileNotFoundError) as exc:
+        pytest.skip(f"e5-small is not available here: {str(exc).splitlines()[0]}")
+    texts = ["오늘 정말 행복해요", "너무 화가 나", "I am so sad today"]
+    emb, origin = fu.sentence_embeddings(texts, num_layers=2, cache_name="test-sentences")
+    assert emb.shape == (3, 384) and np.allclose(np.linalg.norm(emb, axis=1), 1, atol=1e-5)
+    assert "intfloat/multilingual-e5-small" in origin and "first 2 layers" in origin
+    files = sorted((isolated_cache / "features").glob("test-sentences-*.npz"))
+    assert len(files) == 1
+    again, _ = fu.sentence_embeddings(texts, num_layers=2, cache_name="test-sentences")
+    assert np.array_equal(again, emb)
+    other, _ = fu.sentence_embeddings(texts[:2], num_layers=2, cache_name="test-sentences")
+    assert np.allclose(other, emb[:2], atol=1e-5)  # each sentence on its own, whatever the batch
+    assert len(sorted((isolated_cache / "features").glob("test-sentences-*.npz"))) == 2
+    with pytest.raises(ValueError, match="no sentences"):
+        fu.sentence_embeddings([], num_layers=2)
+
+
+def _real_models_dir():
+    """The repository's built model folders (data/models), used read-only through $COURSE_MODEL_DIR."""
+    from helpers.core.env import REPO_ROOT
+
+    return REPO_ROOT / "data" / "models"

@@ -80,7 +80,7 @@ class WhisperAudioEncoder:
         return int(self.encoder.config.d_model)
 
 
-def _fingerprint(folder: Path) -> str:
+def weights_fingerprint(folder: Path) -> str:
     """The weights' SHA-256 from a course manifest, else the weight file's size and modification time."""
     manifest = folder / "course_manifest.json"
     if manifest.is_file():
@@ -109,7 +109,7 @@ def load_whisper_encoder(name: str = "whisper-base", path: str | Path | None = N
     encoder, extractor = load_encoder(name, folder, num_layers=n_layers, window_s=window_seconds, verbose=False)
     encoder.requires_grad_(False)
     return WhisperAudioEncoder(encoder.eval(), extractor, name, encoder.config.course_origin, float(window_seconds),
-                               len(encoder.layers), _fingerprint(Path(folder)))
+                               len(encoder.layers), weights_fingerprint(Path(folder)))
 
 
 # --------------------------------------------------------------------------- pooling over the real frames

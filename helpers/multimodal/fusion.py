@@ -6,6 +6,9 @@
   **constructed**: the clip and the sentence share an emotion label and nothing else.
 - Text branch: :class:`TextBranch`, character n-gram TF-IDF → logistic regression (class probabilities) and a
   truncated SVD (a dense embedding), fitted on sentences that are never paired.
+- Pretrained branches: :func:`sentence_embeddings` (a registry encoder such as multilingual E5, cached) with
+  :class:`EmbeddingTextBranch` (logistic regression + PCA on the vectors), and :class:`LayerHeadAudioBranch`
+  (notebook 09's SUPERB head on frozen Whisper layer features: probabilities and its hidden-layer embedding).
 - Fusion heads over the two branches' embeddings: :class:`EarlyFusion` (concatenate → MLP),
   :func:`late_fusion` (weighted average of the two branches' probabilities), :class:`GatedFusion` (one learned
   sigmoid gate per modality); :func:`train_fusion_head` trains a head (with optional modality dropout),
@@ -251,6 +254,123 @@ class TextBranch:
         return self.svd.transform(self.vectorizer.transform(list(texts))).astype(np.float32)
 
 
+# --------------------------------------------------------------------------- pretrained branches
+
+
+def sentence_embeddings(
+    texts: Sequence[str],
+    name: str = "e5-small",
+    *,
+    max_length: int = 64,
+    num_layers: int | None = None,
+    batch_size: int = 64,
+    cache_name: str = "sentences",
+    use_cache: bool = True,
+) -> tuple[np.ndarray, str]:
+    """``(embeddings, origin)``: mean-pooled, L2-normalised sentence vectors from registry encoder ``name``.
+
+    The model's own prefix is used (E5: ``"query: "``, :func:`helpers.pretrained.describe`), sentences are cut at
+    ``max_length`` tokens, and ``num_layers`` keeps only the first layers (a cheaper model of the same class). The
+    result is cached in ``cache_dir()/features/<cache_name>-<hash>.npz`` (no pickles, atomic); the key covers the
+    weights, these settings and every sentence, so the same call again is a read. ``origin`` says where the
+    weights came from.
+    """
+    import hashlib
+    import io
+    import json
+
+    from helpers.audio.whisper_features import weights_fingerprint
+    from helpers.core.data import cache_dir
+    from helpers.core.download import atomic_write_bytes
+    from helpers.pretrained import describe, embed_sentences, load_encoder, resolve_model
+    from helpers.pretrained.registry import origin as model_origin
+
+    texts = [str(t) for t in texts]
+    if not texts:
+        raise ValueError("no sentences to embed")
+    folder = resolve_model(name)
+    prefix = describe(name)["prefix"]
+    settings = {"model": name, "weights": weights_fingerprint(folder), "max_length": max_length,
+                "num_layers": num_layers, "prefix": prefix}
+    digest = hashlib.sha256(json.dumps({"settings": settings, "texts": texts}, ensure_ascii=False).encode()).hexdigest()[:16]
+    path = cache_dir() / "features" / f"{cache_name}-{digest}.npz"
+    note = model_origin(name, folder) + (f"; first {num_layers} layers" if num_layers else "")
+    if use_cache and path.exists():
+        with np.load(path, allow_pickle=False) as npz:
+            return npz["embeddings"], note
+    model, tokenizer = load_encoder(name, folder, num_layers=num_layers, verbose=False)
+    emb = embed_sentences(model, tokenizer, texts, prefix=prefix, max_length=max_length, batch_size=batch_size)
+    if use_cache:
+        buffer = io.BytesIO()
+        np.savez(buffer, embeddings=emb)
+        atomic_write_bytes(path, buffer.getvalue())
+    return emb, note
+
+
+class EmbeddingTextBranch:
+    """The text branch on fixed sentence embeddings (e.g. E5's): standardised logistic regression (class
+    probabilities) and a PCA to ``dim`` dimensions (the dense embedding for the fusion heads), fitted on the branch's
+    training sentences only. The same two outputs as :class:`TextBranch`, from vectors instead of strings."""
+
+    def __init__(self, dim: int = 64, C: float = 1.0, seed: int = 42):
+        self.dim, self.C, self.seed = dim, C, seed
+
+    def fit(self, embeddings: np.ndarray, labels: Sequence[int]) -> "EmbeddingTextBranch":
+        from sklearn.decomposition import PCA
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        start = time.perf_counter()
+        x = np.asarray(embeddings, dtype=np.float32)
+        if x.ndim != 2 or len(x) != len(labels):
+            raise ValueError(f"need one embedding row per label; got {x.shape} and {len(labels)} labels")
+        self.classifier = fit_quietly(make_pipeline(StandardScaler(), logreg(self.seed, C=self.C)), x, np.asarray(labels))
+        self.pca = PCA(min(self.dim, x.shape[1]), random_state=self.seed).fit(x)
+        self.seconds = time.perf_counter() - start
+        return self
+
+    def predict_proba(self, embeddings: np.ndarray) -> np.ndarray:
+        return self.classifier.predict_proba(np.asarray(embeddings, dtype=np.float32))
+
+    def embed(self, embeddings: np.ndarray) -> np.ndarray:
+        return self.pca.transform(np.asarray(embeddings, dtype=np.float32)).astype(np.float32)
+
+
+class LayerHeadAudioBranch:
+    """The audio branch on frozen-encoder layer features (notebook 09's Whisper recipe): one
+    :class:`helpers.audio.whisper_features.LayerWeightedHead` per setting of ``grid``, trained on the training clips,
+    the one with the lowest validation loss kept (its best epoch restored). Class probabilities from its softmax,
+    the embedding from its hidden layer (after the ReLU), like the CNN's pooled features."""
+
+    def __init__(self, num_classes: int,
+                 grid: Sequence[Mapping] = ({"hidden": 256, "weight_decay": 1e-2, "batch_size": 64, "learning_rate": 2e-3},
+                                            {"hidden": 256, "weight_decay": 1e-1, "batch_size": 64, "learning_rate": 2e-3}),
+                 epochs: int = 50, seed: int = 42):
+        self.num_classes, self.grid, self.epochs, self.seed = num_classes, [dict(g) for g in grid], epochs, seed
+
+    def fit(self, features: np.ndarray, labels: Sequence[int], train_i, val_i) -> "LayerHeadAudioBranch":
+        from helpers.audio.whisper_features import train_layer_head
+
+        start = time.perf_counter()
+        runs = [train_layer_head(features, labels, train_i, val_i, num_classes=self.num_classes, epochs=self.epochs,
+                                 seed=self.seed, **g) for g in self.grid]
+        self.run = min(runs, key=lambda r: r.best_val_loss)
+        self.seconds = time.perf_counter() - start
+        return self
+
+    def predict_proba(self, features: np.ndarray, idx=None) -> np.ndarray:
+        from helpers.audio.whisper_features import predict_layer_head
+
+        return predict_layer_head(self.run, features, idx)
+
+    @torch.no_grad()
+    def embed(self, features: np.ndarray, idx=None) -> np.ndarray:
+        x = np.asarray(features) if idx is None else np.asarray(features)[np.asarray(idx, dtype=np.int64)]
+        model = self.run.model.eval()
+        mixed = model.mix(torch.from_numpy(self.run.standardizer.transform(x)))
+        return model.net[:3](mixed).numpy()  # dropout (off in eval) -> linear -> ReLU
+
+
 # --------------------------------------------------------------------------- fusion heads
 
 
@@ -454,6 +574,9 @@ __all__ = [
     "drop_duplicate_sentences",
     "build_paired_folds",
     "TextBranch",
+    "sentence_embeddings",
+    "EmbeddingTextBranch",
+    "LayerHeadAudioBranch",
     "Standardizer",
     "EarlyFusion",
     "GatedFusion",
