@@ -146,14 +146,14 @@ def test_speech_cnn_features_follow_the_training_pipeline(speech_cnn_folder):
     import numpy as np
 
     from helpers.audio import features as audio
-    from helpers.audio.cnn import FeatureDataset, load_speech_cnn
+    from helpers.audio.cnn import FeatureDataset, load_speech_cnn, speech_cnn_features
 
     _, config = load_speech_cnn(speech_cnn_folder)
     wave = np.concatenate([np.zeros(8000, "float32"), _tone(1.0, freq=300), np.zeros(8000, "float32")])
     settings = {k: v for k, v in config["features"].items() if k not in ("kind", "trim_db")}
     expected_raw = audio.log_mel_spectrogram(audio.trim_silence(wave, 30.0), **settings)
     expected = FeatureDataset([expected_raw], [0], n_frames=config["n_frames"])[0][0].numpy()
-    ours = evaluate.speech_cnn_features(wave, config)
+    ours = speech_cnn_features(wave, config)
     assert ours.shape == (1, 16, 32)
     np.testing.assert_allclose(ours, expected, rtol=1e-5, atol=1e-5)
 

@@ -21,10 +21,11 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from helpers.audio import features as audio
 from helpers.audio.features import fixed_frames, normalize_utterance, spec_augment
 from helpers.core.download import atomic_write_bytes
 from helpers.core.model_folder import read_model_config
-from helpers.core.parameters import count_parameters  # re-exported: notebook 08 imports it from here
+from helpers.core.model_kinds import Scorer, ScorerError, register_model_kind
 
 TASK = "speech-emotion-cnn"
 FORMAT_VERSION = 1
@@ -170,3 +171,73 @@ def load_speech_cnn(folder: str | Path, map_location: str | torch.device = "cpu"
                          f"{str(exc).splitlines()[0] if str(exc) else ''}); it is damaged or not a course checkpoint") from None
     model.load_state_dict(state)
     return model.eval(), config
+
+
+# --------------------------------------------------------------------------- scoring a saved folder (evaluate)
+
+_FEATURE_ARGS = ("sr", "n_fft", "win_length", "hop_length", "n_mels", "fmin", "fmax", "top_db")
+
+
+def speech_cnn_features(wave: np.ndarray, config: dict) -> np.ndarray:
+    """The ``(1, n_features, n_frames)`` input a SpeechCNN saved with ``config`` was trained on, from a mono clip.
+
+    Repeats the training pipeline of notebook 08 (:func:`helpers.audio.features.extract_features` then
+    :class:`FeatureDataset` at evaluation): optional silence trimming (``trim_db``),
+    log-mel or MFCC features with the stored settings, per-utterance normalisation of every feature row
+    (``normalize``: ``"band"`` / ``"per-utterance"`` / missing; ``"utterance"`` for one mean and std per clip;
+    ``null`` / ``"none"`` for none) and a centred crop or pad to ``n_frames``.
+    """
+    settings = config.get("features") or {}
+    kind = settings.get("kind", "logmel")
+    common = {k: settings[k] for k in _FEATURE_ARGS if settings.get(k) is not None}
+    if settings.get("trim_db") is not None:
+        wave = audio.trim_silence(wave, float(settings["trim_db"]))
+    if kind == "logmel":
+        features = audio.log_mel_spectrogram(wave, **common)
+    elif kind == "mfcc":
+        features = audio.mfcc(wave, n_mfcc=int(settings.get("n_mfcc", 40)), **common)
+    else:
+        raise ScorerError(f"the model's config names feature kind {kind!r}; the evaluator computes 'logmel' and 'mfcc'")
+    normalize = config.get("normalize", "band")
+    if normalize in ("band", "per-band", "per-utterance", True):
+        features = audio.normalize_utterance(features, per_band=True)
+    elif normalize == "utterance":
+        features = audio.normalize_utterance(features, per_band=False)
+    elif normalize not in (None, False, "none"):
+        raise ScorerError(f"the model's config names normalisation {normalize!r}; known: band, utterance, none")
+    return audio.fixed_frames(features, int(config["n_frames"]))[None].astype(np.float32)
+
+
+def _scorer(folder: Path, config: dict, max_seconds: float | None = None, **_) -> Scorer:
+    """A saved SpeechCNN folder as ``python -m helpers.cli.evaluate`` scores it: features recomputed from each clip
+    with the settings its config stores; clips longer than ``max_seconds`` are refused before decoding."""
+    model, config = load_speech_cnn(folder)
+    labels = config.get("labels") or config.get("label_names")
+    if not isinstance(labels, list) or len(labels) != model.config["num_classes"]:
+        raise ScorerError(f"{folder}/config.json must list the {model.config['num_classes']} label names under 'labels'")
+    if not isinstance(config.get("n_frames"), int) or config["n_frames"] < 1:
+        raise ScorerError(f"{folder}/config.json lacks 'n_frames' (the fixed input length the model was trained on)")
+    if model.config["in_channels"] != 1:
+        raise ScorerError(f"{folder}: a SpeechCNN with {model.config['in_channels']} input channels; "
+                          "the evaluator builds 1-channel features")
+    settings = config.get("features") or {}
+    sr, min_seconds = int(settings.get("sr") or audio.TARGET_SR), float(settings.get("min_seconds", 0.25))
+
+    @torch.no_grad()
+    def probabilities(features: list[np.ndarray]) -> np.ndarray:
+        return torch.softmax(model(torch.from_numpy(np.stack(features))).float(), dim=1).numpy()
+
+    # one second of a tone through features and model: a config that does not fit fails here, not on every row
+    probabilities([speech_cnn_features((0.1 * np.sin(np.arange(sr) * 2 * np.pi * 220 / sr)).astype(np.float32), config)])
+
+    def predict_proba(paths: Sequence[str]) -> np.ndarray:
+        return probabilities([
+            speech_cnn_features(audio.load_audio(p, sr=sr, min_seconds=min_seconds, max_seconds=max_seconds), config)
+            for p in paths])
+
+    kind = settings.get("kind", "logmel")
+    return Scorer("audio", [str(n) for n in labels], predict_proba,
+                  f"SpeechCNN on {kind} features ({config['n_frames']} frames)")
+
+
+register_model_kind(TASK, _scorer, modality="audio")

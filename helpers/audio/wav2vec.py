@@ -26,10 +26,21 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from helpers.audio.features import (TARGET_SR, AudioError, add_noise, clip_cache_path, load_audio, read_clip_cache, trim_silence,
-                    warn_rejected, write_clip_cache)
+from helpers.audio.features import (
+    TARGET_SR,
+    AudioError,
+    add_noise,
+    clip_cache_path,
+    load_audio,
+    read_clip_cache,
+    trim_silence,
+    warn_rejected,
+    write_clip_cache,
+)
 from helpers.core.download import atomic_folder
 from helpers.core.env import seed_everything
+from helpers.core.model_folder import load_pretrained
+from helpers.core.model_kinds import Scorer, ScorerError, label_names_of, register_model_kind
 from helpers.core.training import History, fit, predict_logits
 
 WAVE_CACHE_VERSION = 1  # bump when the waveform preparation changes: every cached file is then rebuilt
@@ -149,8 +160,6 @@ def make_feature_extractor(return_attention_mask: bool = True, sr: int = TARGET_
 def load_hub_wav2vec2(name: str, label_names: Sequence[str], freeze_feature_encoder: bool = True):
     """``(model, feature_extractor)`` of a hub checkpoint with a new classification head; the conv encoder frozen."""
     from transformers import AutoFeatureExtractor, Wav2Vec2ForSequenceClassification
-
-    from helpers.core.model_folder import load_pretrained
 
     extractor = load_pretrained(AutoFeatureExtractor, name)
     model = load_pretrained(Wav2Vec2ForSequenceClassification, name, **_label_maps(label_names))
@@ -409,3 +418,56 @@ __all__ = [
     "make_feature_extractor", "load_hub_wav2vec2", "WaveSet", "crop_center", "load_waveforms", "WaveDataset",
     "train_wav2vec2", "predict_wav2vec2", "pretraining_inputs", "save_wav2vec2",
 ]
+
+
+# --------------------------------------------------------------------------- scoring a saved folder (evaluate)
+
+
+def _scorer(folder: Path, config: dict, max_seconds: float | None = None, **_) -> Scorer:
+    """A saved ``Wav2Vec2ForSequenceClassification`` folder as ``python -m helpers.cli.evaluate`` scores it.
+
+    The model and ``AutoFeatureExtractor`` come from the folder (local files only); the preprocessing
+    :func:`save_wav2vec2` stores under ``course`` in ``config.json`` (``trim_db``: silence trimming;
+    ``clip_seconds``: centre crop, then zero padding at the end to that length) is repeated; without it each clip
+    is scored whole, at its own length. Clips longer than ``max_seconds`` are refused before decoding.
+    """
+    from transformers import AutoFeatureExtractor, Wav2Vec2ForSequenceClassification
+
+    if not (folder / "preprocessor_config.json").is_file():
+        raise ScorerError(f"{folder} has no preprocessor_config.json: save the feature extractor with the model "
+                          "(Wav2Vec2FeatureExtractor.save_pretrained(folder))")
+    model = load_pretrained(Wav2Vec2ForSequenceClassification, folder, local_files_only=True).eval()
+    extractor = load_pretrained(AutoFeatureExtractor, folder, local_files_only=True)
+    course = config.get("course") or {}  # notebook 09's preprocessing (save_wav2vec2)
+    sr = int(course.get("sampling_rate") or extractor.sampling_rate)
+    trim_db = course.get("trim_db")
+    n_samples = int(round(float(course["clip_seconds"]) * sr)) if course.get("clip_seconds") else None
+
+    def inputs_of(wave: np.ndarray) -> dict:
+        if trim_db is not None:
+            wave = trim_silence(wave, float(trim_db))
+        if n_samples is None:  # no fixed length stored: the clip as it is
+            encoded = extractor(wave, sampling_rate=sr, return_tensors="pt")
+        else:  # centre crop, then normalised over the real samples and zero-padded at the end, as in training
+            if len(wave) > n_samples:
+                start = (len(wave) - n_samples) // 2
+                wave = wave[start:start + n_samples]
+            encoded = extractor(wave, sampling_rate=sr, padding="max_length", max_length=n_samples,
+                                return_attention_mask=True, return_tensors="pt")
+            if not extractor.return_attention_mask:
+                encoded.pop("attention_mask")
+        return {k: v for k, v in encoded.items() if k in ("input_values", "attention_mask")}
+
+    @torch.no_grad()
+    def predict_proba(paths: Sequence[str]) -> np.ndarray:
+        inputs = [inputs_of(load_audio(p, sr=sr, max_seconds=max_seconds)) for p in paths]  # one batch of clips
+        logits = torch.cat([model(**x).logits for x in inputs])
+        return torch.softmax(logits.float(), dim=1).numpy()
+
+    length = f"{n_samples / sr:.2f} s clips" if n_samples else "clips at their own length"
+    return Scorer("audio", label_names_of(model), predict_proba, f"Wav2Vec2ForSequenceClassification ({length})")
+
+
+# transformers' config names no course task: recognised by model_type, before the generic text kind
+register_model_kind("model_type=wav2vec2", _scorer, modality="audio",
+                    matches=lambda config: config.get("model_type") == "wav2vec2")

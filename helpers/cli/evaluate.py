@@ -9,19 +9,14 @@ with ``path,emotion`` (paths relative to that folder). Rows that cannot be score
 missing, corrupt, silent or too short audio) are reported with their row number and left out; the rest are
 scored. The report prints accuracy, macro-F1, balanced accuracy and MCC and is written as JSON (atomically).
 
-How each kind of folder is recognised (from its ``config.json``; nothing in the folder is ever executed:
-weights are read with ``torch.load(weights_only=True)`` or safetensors, ``trust_remote_code`` is never set):
-
-- ``"task": "text-classification-lstm"``: :func:`helpers.text.lstm.load_text_classifier`;
-- ``"task": "speech-emotion-cnn"``: :func:`helpers.audio.cnn.load_speech_cnn`; the features are recomputed from
-  each clip with the settings the config stores (``features``, ``n_frames``, ``normalize``), as in training;
-- ``"model_type": "wav2vec2"``: ``Wav2Vec2ForSequenceClassification`` + ``AutoFeatureExtractor`` from the
-  folder (local files only); the preprocessing notebook 09 stores under ``course`` in ``config.json``
-  (``trim_db``: silence trimming; ``clip_seconds``: centre crop, then zero padding at the end to that length) is
-  repeated; without it each clip is scored whole, at its own length;
-- ``"task": "text-classification-encoder"``: :func:`helpers.text.encoder_finetune.load_encoder_classifier` (a
-  pretrained encoder fine-tuned by ``python -m helpers.cli.train_text finetune``; prefix and length from its config);
-- any other ``…ForSequenceClassification`` (BERT, RoBERTa, MiniLM …): :class:`helpers.text.hf_finetune.EmotionClassifier`.
+How a folder is recognised: each model module registers its kind with :mod:`helpers.core.model_kinds` (the task
+its ``config.json`` names, or a test on the config) and a loader; this module knows no kind itself. Registered
+today: LSTM (:mod:`helpers.text.lstm`), Macaron (:mod:`helpers.text.macaron`), fine-tuned encoder
+(:mod:`helpers.text.encoder_finetune`), SpeechCNN (:mod:`helpers.audio.cnn`, features recomputed from each clip with
+the stored settings), ``Wav2Vec2ForSequenceClassification`` (:mod:`helpers.audio.wav2vec`, notebook 09's stored
+preprocessing repeated) and, last, any other ``…ForSequenceClassification`` (:mod:`helpers.text.hf_finetune`).
+Nothing in a folder is ever executed: weights are read with ``torch.load(weights_only=True)`` or safetensors,
+``trust_remote_code`` is never set.
 """
 from __future__ import annotations
 
@@ -30,15 +25,17 @@ import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable
 
 import numpy as np
 import pandas as pd
 
 from helpers.core.download import atomic_write_bytes
 from helpers.core.inputs import CourseInputError, check_number, describe_os_error
-from helpers.core.model_folder import read_model_config
 from helpers.core.metrics import classification_metrics
+from helpers.core.model_folder import check_label_list, read_model_config
+from helpers.core.model_kinds import Scorer, ScorerError, find_model_kind, import_model_kinds, model_kinds
+from helpers.text.hf_finetune import load_errors
 
 
 class EvaluationError(CourseInputError):
@@ -50,14 +47,7 @@ MAX_PROBLEMS_LISTED = 1_000  # problem rows kept in the report; the rest are cou
 MAX_SECONDS = 60.0  # longest clip the evaluator decodes (--max-seconds)
 
 
-@dataclass
-class LoadedModel:
-    """A saved model reduced to what scoring needs: its kind, label names and a batch probability function."""
-
-    kind: str  # "text" or "audio"
-    label_names: list[str]
-    predict_proba: Callable[[Sequence], np.ndarray]
-    description: str
+LoadedModel = Scorer  # what a model kind's loader returns: modality, label names, predict_proba, description
 
 
 @dataclass
@@ -79,223 +69,35 @@ def load_model(folder: str | Path, max_seconds: float | None = MAX_SECONDS) -> L
 
     ``max_seconds``: speech models refuse clips longer than this (read from the header, before decoding).
     """
-    global _max_seconds
-    _max_seconds = max_seconds
     folder = Path(folder)
     try:
         config = read_model_config(folder)
     except (FileNotFoundError, ValueError) as exc:
         raise EvaluationError(str(exc)) from None
-    from helpers.text.hf_finetune import load_errors
-
     errors = (*load_errors(), TypeError)
     try:
-        loaded = _load_known_model(folder, config)
-        from helpers.core.model_folder import check_label_list
-
+        loaded = _load_known_model(folder, config, max_seconds)
         check_label_list(list(loaded.label_names), f"{folder}: the model's labels")
         return loaded
     except EvaluationError:
         raise
+    except ScorerError as exc:  # a known kind that cannot be scored as it is: its loader's message says why
+        raise EvaluationError(str(exc)) from None
     except errors as exc:
         # incomplete or damaged folders: missing weights, a truncated model.pt, a config that does not fit
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         raise EvaluationError(f"{folder}: the model cannot be loaded ({type(exc).__name__}: {first_line})") from None
 
 
-def _load_known_model(folder: Path, config: dict) -> LoadedModel:
-    task = config.get("task")
-    if task == "text-classification-lstm":
-        from helpers.text.lstm import load_text_classifier
-
-        clf = load_text_classifier(folder)
-        return LoadedModel("text", clf.label_names, clf.predict_proba, f"LSTM classifier ({config.get('tokenizer')})")
-    if task == "text-classification-macaron-conv-attention":
-        return _load_macaron(folder)
-    if task == "text-classification-encoder":  # train_text finetune / notebook 06's E5 (helpers.text.encoder_finetune)
-        from helpers.text.encoder_finetune import load_for_evaluation
-
-        labels, predict, what = load_for_evaluation(folder)
-        return LoadedModel("text", labels, predict, what)
-    if config.get("model_type") in AUDIO_MODEL_TYPES:  # before the text branch: also a …ForSequenceClassification
-        return AUDIO_MODEL_TYPES[config["model_type"]](folder, config)
-    architectures = config.get("architectures") or []
-    if any(isinstance(a, str) and a.endswith("ForSequenceClassification") for a in architectures):
-        from helpers.text.hf_finetune import EmotionClassifier
-
-        clf = EmotionClassifier.from_folder(folder)
-        return LoadedModel("text", clf.label_names, clf.predict_proba, f"{architectures[0]} ({config.get('model_type')})")
-    if task in AUDIO_LOADERS:
-        return AUDIO_LOADERS[task](folder, config)
-    known = ["text-classification-lstm", "text-classification-macaron-conv-attention", "text-classification-encoder",
-             "…ForSequenceClassification", *AUDIO_LOADERS, *(f"model_type={t}" for t in AUDIO_MODEL_TYPES)]
-    raise EvaluationError(f"{folder} holds a model the evaluator does not know (task={task!r}, "
-                          f"model_type={config.get('model_type')!r}); it reads {known}")
-
-
-def _load_macaron(folder: Path) -> LoadedModel:
-    """Notebook 07's Macaron encoder: its weights, and the subword tokenizer named in its config.
-
-    The tokenizer is read from ``folder/tokenizer/`` when the folder carries one, else from the path stored at
-    save time (``extra["tokenizer"]``, relative to the repository), which notebook 04 writes. That path must stay
-    inside the model folder or the repository's ``models/`` folder (no absolute path, no ``..``).
-    """
-    import torch
-    from transformers import AutoTokenizer
-
-    from helpers.core.env import REPO_ROOT
-    from helpers.core.model_folder import confined_path, load_pretrained
-    from helpers.text.macaron import load_macaron
-    from helpers.text.pipeline import pad_batch
-
-    model, extra = load_macaron(folder)
-    if not isinstance(extra, dict):
-        raise EvaluationError(f"{folder}/config.json: 'extra' must be a JSON object; save the model again")
-    candidates = [folder / "tokenizer"]
-    if extra.get("tokenizer"):
-        rel = str(extra["tokenizer"]) if isinstance(extra["tokenizer"], str) else extra["tokenizer"]
-        rel = rel.removeprefix("models/") if isinstance(rel, str) else rel  # saved relative to the repository
-        candidates.append(confined_path(rel, [folder, REPO_ROOT / "models"], f"{folder}/config.json extra.tokenizer"))
-    tokenizer_dir = next((c for c in candidates if (c / "tokenizer.json").is_file()), None)
-    if tokenizer_dir is None:
-        raise EvaluationError(f"{folder}: its tokenizer is missing (looked in {', '.join(str(c) for c in candidates)}); "
-                              "run notebook 04 (or 07) to write it, or copy it into the model folder as tokenizer/")
-    tokenizer = load_pretrained(AutoTokenizer, tokenizer_dir, local_files_only=True)
-    labels = [str(x) for x in extra.get("labels") or range(model.config.num_classes)]
-    if len(labels) != model.config.num_classes:
-        raise EvaluationError(f"{folder}/config.json lists {len(labels)} labels for a {model.config.num_classes}-class model")
-    max_len = extra.get("max_len", 64)
-
-    def predict_proba(texts: list[str]) -> np.ndarray:
-        ids = tokenizer(list(texts), truncation=True, max_length=max_len, return_token_type_ids=False)["input_ids"]
-        ids = [x if x else [tokenizer.unk_token_id] for x in ids]
-        x, lengths = pad_batch(ids, tokenizer.pad_token_id)
-        with torch.no_grad():
-            return torch.softmax(model(x, lengths), dim=-1).numpy()
-
-    return LoadedModel("text", labels, predict_proba, f"Macaron encoder + conv-attention head ({tokenizer_dir.name})")
-
-
-# --------------------------------------------------------------------------- speech models
-# The loaders import torch, transformers and the audio helpers only when a speech model is evaluated.
-
-_FEATURE_ARGS = ("sr", "n_fft", "win_length", "hop_length", "n_mels", "fmin", "fmax", "top_db")
-
-
-def speech_cnn_features(wave: np.ndarray, config: dict) -> np.ndarray:
-    """The ``(1, n_features, n_frames)`` input a SpeechCNN saved with ``config`` was trained on, from a mono clip.
-
-    Repeats the training pipeline of notebook 08 (:func:`helpers.audio.features.extract_features` then
-    :class:`helpers.audio.cnn.FeatureDataset` at evaluation): optional silence trimming (``trim_db``),
-    log-mel or MFCC features with the stored settings, per-utterance normalisation of every feature row
-    (``normalize``: ``"band"`` / ``"per-utterance"`` / missing; ``"utterance"`` for one mean and std per clip;
-    ``null`` / ``"none"`` for none) and a centred crop or pad to ``n_frames``.
-    """
-    from helpers.audio import features as audio
-
-    settings = config.get("features") or {}
-    kind = settings.get("kind", "logmel")
-    common = {k: settings[k] for k in _FEATURE_ARGS if settings.get(k) is not None}
-    if settings.get("trim_db") is not None:
-        wave = audio.trim_silence(wave, float(settings["trim_db"]))
-    if kind == "logmel":
-        features = audio.log_mel_spectrogram(wave, **common)
-    elif kind == "mfcc":
-        features = audio.mfcc(wave, n_mfcc=int(settings.get("n_mfcc", 40)), **common)
-    else:
-        raise EvaluationError(f"the model's config names feature kind {kind!r}; the evaluator computes 'logmel' and 'mfcc'")
-    normalize = config.get("normalize", "band")
-    if normalize in ("band", "per-band", "per-utterance", True):
-        features = audio.normalize_utterance(features, per_band=True)
-    elif normalize == "utterance":
-        features = audio.normalize_utterance(features, per_band=False)
-    elif normalize not in (None, False, "none"):
-        raise EvaluationError(f"the model's config names normalisation {normalize!r}; known: band, utterance, none")
-    return audio.fixed_frames(features, int(config["n_frames"]))[None].astype(np.float32)
-
-
-def _load_speech_cnn(folder: Path, config: dict) -> LoadedModel:
-    import torch
-
-    from helpers.audio.features import TARGET_SR, load_audio
-    from helpers.audio.cnn import load_speech_cnn
-
-    model, config = load_speech_cnn(folder)
-    labels = config.get("labels") or config.get("label_names")
-    if not isinstance(labels, list) or len(labels) != model.config["num_classes"]:
-        raise EvaluationError(f"{folder}/config.json must list the {model.config['num_classes']} label names under 'labels'")
-    if not isinstance(config.get("n_frames"), int) or config["n_frames"] < 1:
-        raise EvaluationError(f"{folder}/config.json lacks 'n_frames' (the fixed input length the model was trained on)")
-    if model.config["in_channels"] != 1:
-        raise EvaluationError(f"{folder}: a SpeechCNN with {model.config['in_channels']} input channels; the evaluator builds 1-channel features")
-    settings = config.get("features") or {}
-    sr, min_seconds = int(settings.get("sr") or TARGET_SR), float(settings.get("min_seconds", 0.25))
-
-    @torch.no_grad()
-    def probabilities(features: list[np.ndarray]) -> np.ndarray:
-        return torch.softmax(model(torch.from_numpy(np.stack(features))).float(), dim=1).numpy()
-
-    # one second of a tone through features and model: a config that does not fit fails here, not on every row
-    probabilities([speech_cnn_features((0.1 * np.sin(np.arange(sr) * 2 * np.pi * 220 / sr)).astype(np.float32), config)])
-
-    def predict_proba(paths: Sequence[str]) -> np.ndarray:
-        return probabilities([speech_cnn_features(load_audio(p, sr=sr, min_seconds=min_seconds, max_seconds=_max_seconds), config)
-                              for p in paths])
-
-    kind = settings.get("kind", "logmel")
-    return LoadedModel("audio", [str(n) for n in labels], predict_proba,
-                       f"SpeechCNN on {kind} features ({config['n_frames']} frames)")
-
-
-def _load_wav2vec2(folder: Path, config: dict) -> LoadedModel:
-    import torch
-    from transformers import AutoFeatureExtractor, Wav2Vec2ForSequenceClassification
-
-    from helpers.audio.features import load_audio, trim_silence
-    from helpers.text.hf_finetune import label_names_of
-
-    if not (folder / "preprocessor_config.json").is_file():
-        raise EvaluationError(f"{folder} has no preprocessor_config.json: save the feature extractor with the model "
-                              "(Wav2Vec2FeatureExtractor.save_pretrained(folder))")
-    from helpers.core.model_folder import load_pretrained
-
-    model = load_pretrained(Wav2Vec2ForSequenceClassification, folder, local_files_only=True).eval()
-    extractor = load_pretrained(AutoFeatureExtractor, folder, local_files_only=True)
-    course = config.get("course") or {}  # notebook 09's preprocessing (helpers.audio.wav2vec.save_wav2vec2)
-    sr = int(course.get("sampling_rate") or extractor.sampling_rate)
-    trim_db = course.get("trim_db")
-    n_samples = int(round(float(course["clip_seconds"]) * sr)) if course.get("clip_seconds") else None
-
-    def inputs_of(wave: np.ndarray) -> dict:
-        if trim_db is not None:
-            wave = trim_silence(wave, float(trim_db))
-        if n_samples is None:  # no fixed length stored: the clip as it is
-            encoded = extractor(wave, sampling_rate=sr, return_tensors="pt")
-        else:  # centre crop, then normalised over the real samples and zero-padded at the end, as in training
-            if len(wave) > n_samples:
-                start = (len(wave) - n_samples) // 2
-                wave = wave[start:start + n_samples]
-            encoded = extractor(wave, sampling_rate=sr, padding="max_length", max_length=n_samples,
-                                return_attention_mask=True, return_tensors="pt")
-            if not extractor.return_attention_mask:
-                encoded.pop("attention_mask")
-        return {k: v for k, v in encoded.items() if k in ("input_values", "attention_mask")}
-
-    @torch.no_grad()
-    def predict_proba(paths: Sequence[str]) -> np.ndarray:
-        inputs = [inputs_of(load_audio(p, sr=sr, max_seconds=_max_seconds)) for p in paths]  # one batch of clips at a time
-        logits = torch.cat([model(**x).logits for x in inputs])
-        return torch.softmax(logits.float(), dim=1).numpy()
-
-    length = f"{n_samples / sr:.2f} s clips" if n_samples else "clips at their own length"
-    return LoadedModel("audio", label_names_of(model), predict_proba, f"Wav2Vec2ForSequenceClassification ({length})")
-
-
-_max_seconds: float | None = MAX_SECONDS  # set by load_model, read by the speech loaders' predict_proba
-
-# Speech model formats register here: course save formats by their config's task, transformers models by model_type.
-AUDIO_LOADERS: dict[str, Callable[[Path, dict], LoadedModel]] = {"speech-emotion-cnn": _load_speech_cnn}
-AUDIO_MODEL_TYPES: dict[str, Callable[[Path, dict], LoadedModel]] = {"wav2vec2": _load_wav2vec2}
+def _load_known_model(folder: Path, config: dict, max_seconds: float | None) -> LoadedModel:
+    """The registered kind that recognises ``config`` loads the folder (:mod:`helpers.core.model_kinds`)."""
+    import_model_kinds()
+    kind = find_model_kind(config)
+    if kind is None:
+        known = [k.name for k in model_kinds()]
+        raise EvaluationError(f"{folder} holds a model the evaluator does not know (task={config.get('task')!r}, "
+                              f"model_type={config.get('model_type')!r}); it reads {known}")
+    return kind.loader(folder, config, max_seconds=max_seconds)
 
 
 # --------------------------------------------------------------------------- reading data

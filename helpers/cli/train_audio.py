@@ -21,14 +21,27 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from helpers.core.env import REPO_ROOT
+import numpy as np
+import torch
+from torch.utils.data import default_collate
+
+from helpers.audio.cnn import SpeechCNN, save_speech_cnn
+from helpers.audio.cnn_recipe import SpeechCNNRecipe, load_speech_features, speaker_splits, speech_dataset
+from helpers.cli.script_loop import (
+    TrainingError,
+    TrainingJob,
+    add_loop_arguments,
+    parse_with_config,
+    run_script,
+    shuffled_batches,
+)
+from helpers.core.data import RAVDESS_LABELS, load_ravdess, subsample
+from helpers.core.distributed import barrier
+from helpers.core.env import REPO_ROOT, seed_everything
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The flags of ``python -m helpers.cli.train_audio``; the defaults are notebook 08's ``full`` recipe."""
-    from helpers.cli.script_loop import add_loop_arguments
-    from helpers.audio.cnn_recipe import SpeechCNNRecipe
-
     r = SpeechCNNRecipe()
     p = argparse.ArgumentParser(prog="python -m helpers.cli.train_audio",
                                 description="Train notebook 08's SpeechCNN on one RAVDESS speaker fold (one process, or "
@@ -54,9 +67,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _recipe(args: argparse.Namespace):
-    from helpers.cli.script_loop import TrainingError
-    from helpers.audio.cnn_recipe import SpeechCNNRecipe
-
     try:
         widths = tuple(int(w) for w in str(args.widths).split(","))
     except ValueError:
@@ -73,17 +83,6 @@ def _recipe(args: argparse.Namespace):
 
 def build_audio_job(args: argparse.Namespace, ctx) -> "TrainingJob":
     """Features, split, model, optimizer and schedule of one fold as a :class:`helpers.cli.script_loop.TrainingJob`."""
-    import numpy as np
-    import torch
-    from torch.utils.data import default_collate
-
-    from helpers.audio.cnn import SpeechCNN, save_speech_cnn
-    from helpers.core.data import RAVDESS_LABELS, load_ravdess, subsample
-    from helpers.core.distributed import barrier
-    from helpers.core.env import seed_everything
-    from helpers.cli.script_loop import TrainingError, TrainingJob, shuffled_batches
-    from helpers.audio.cnn_recipe import load_speech_features, speaker_splits, speech_dataset
-
     recipe = _recipe(args)
     if args.fold is None or not 0 <= args.fold < args.n_folds:
         raise TrainingError(f"give --fold K with K in 0..{args.n_folds - 1} (the speaker fold to test on), got {args.fold}")
@@ -143,8 +142,6 @@ def build_audio_job(args: argparse.Namespace, ctx) -> "TrainingJob":
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from helpers.cli.script_loop import parse_with_config, run_script
-
     args = parse_with_config(build_parser(), argv)
     if args.output is None:
         args.output = REPO_ROOT / "build" / "runs" / f"speech_cnn-fold{args.fold}"

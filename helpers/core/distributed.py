@@ -36,6 +36,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from helpers.core.env import get_device
+
 LAUNCHER_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
@@ -78,8 +80,6 @@ def init_distributed(device: str | None = None, backend: str | None = None, time
       processes on CUDA, process ``LOCAL_RANK`` takes GPU ``LOCAL_RANK``.
     - ``backend``: default ``nccl`` on CUDA and ``gloo`` on CPU.
     """
-    from helpers.core.env import get_device
-
     world_size = _int_variable("WORLD_SIZE", os.environ.get("WORLD_SIZE", "1"))
     if world_size < 1:
         raise DistributedError(f"WORLD_SIZE must be at least 1, got {world_size}")

@@ -29,6 +29,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from helpers.core.model_folder import load_pretrained, read_model_config
+from helpers.core.model_kinds import Scorer, label_names_of, register_model_kind  # label_names_of re-exported
 from helpers.core.parameters import count_parameters  # re-exported: notebook 09 imports it from here
 
 OFFLINE_MODEL = "offline-minilm"
@@ -364,12 +365,6 @@ def load_errors() -> tuple[type[BaseException], ...]:
 # --------------------------------------------------------------------------- prediction
 
 
-def label_names_of(model) -> list[str]:
-    """The label names in the model's config, in id order."""
-    id2label = model.config.id2label
-    return [str(id2label.get(i, id2label.get(str(i), f"LABEL_{i}"))) for i in range(model.config.num_labels)]
-
-
 def _validate_texts(texts) -> list[str]:
     """A non-empty list of non-blank strings (a single str becomes a list of one), or a clear error."""
     if isinstance(texts, str):
@@ -463,3 +458,19 @@ __all__ = [
     "TokenizedTexts", "PadToLongest", "make_dataloader", "dated_name", "save_classifier", "load_saved_classifier",
     "label_names_of", "EmotionClassifier", "predict",
 ]
+
+
+def _is_sequence_classifier(config: dict) -> bool:
+    architectures = config.get("architectures") or []
+    return any(isinstance(a, str) and a.endswith("ForSequenceClassification") for a in architectures)
+
+
+def _scorer(folder: Path, config: dict, **_) -> Scorer:
+    """A transformers ``…ForSequenceClassification`` folder (BERT, RoBERTa, MiniLM …) as ``python -m
+    helpers.cli.evaluate`` scores it, through :class:`EmotionClassifier`."""
+    clf = EmotionClassifier.from_folder(folder)
+    return Scorer("text", clf.label_names, clf.predict_proba, f"{config['architectures'][0]} ({config.get('model_type')})")
+
+
+# the generic kind: tried after every other (a wav2vec2 folder is a …ForSequenceClassification too)
+register_model_kind("…ForSequenceClassification", _scorer, modality="text", matches=_is_sequence_classifier, fallback=True)

