@@ -3,6 +3,7 @@ packages are installed, as in CI) the converted models against the packages' own
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import shutil
 import struct
@@ -16,6 +17,7 @@ import pytest
 import torch
 
 from helpers.core.download import ChecksumError
+from helpers.core.model_folder import UnsafeFolderError
 from helpers.pretrained import registry
 from helpers.pretrained.convert_e5 import build_e5_folder, read_q4_model
 from helpers.pretrained.convert_mpnet import build_split_zip_folder, extract_members
@@ -375,6 +377,14 @@ def test_remote_code_in_a_folder_is_never_run(tiny_registry, tmp_path, monkeypat
         config["auto_map"] = {"AutoModel": "evil.EvilModel", "AutoTokenizer": ["evil.EvilModel", None]}
         (folder / name).write_text(json.dumps(config))
     monkeypatch.setenv(registry.MODEL_DIR_ENV, str(tmp_path / "models"))
+    monkeypatch.setattr("sys.stdin", io.StringIO("y\n" * 20))  # transformers' "run the custom code? [y/N]"
+    with pytest.raises(UnsafeFolderError, match="auto_map"):
+        load_encoder("tiny-e5", num_layers=1, verbose=False)
+    assert not marker.exists()
+    for name in ("config.json", "tokenizer_config.json"):  # the same folder without auto_map loads
+        config = json.loads((folder / name).read_text())
+        del config["auto_map"]
+        (folder / name).write_text(json.dumps(config))
     model, tokenizer = load_encoder("tiny-e5", num_layers=1, verbose=False)
     assert not marker.exists()
     assert type(model).__name__ == "BertModel" and len(model.encoder.layer) == 1

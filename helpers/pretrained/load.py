@@ -2,7 +2,8 @@
 
 ``load_encoder("e5-small")`` gives ``(model, tokenizer)``; ``load_encoder("whisper-base", window_s=6)`` gives
 ``(whisper_encoder, feature_extractor)`` for 6-second windows. Classes are explicit and
-``trust_remote_code=False``: a folder's ``auto_map`` is never followed, and only safetensors weights are read.
+``trust_remote_code=False`` (:func:`helpers.core.model_folder.load_pretrained`): a folder whose config declares
+``auto_map`` is refused with :class:`~helpers.core.model_folder.UnsafeFolderError`, and only safetensors weights are read.
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import functools
 import numpy as np
 import torch
 
+from helpers.core.model_folder import load_pretrained
 from helpers.pretrained.registry import get_spec, origin, resolve_model
 
 SAMPLING_RATE = 16_000
@@ -84,9 +86,10 @@ def load_encoder(name: str, path=None, *, num_layers: int | None = None, window_
     spec = get_spec(name)
     folder = resolve_model(name, path)
     kwargs = {"add_pooling_layer": _has_pooler(folder)} if spec.model_class == "BertModel" else {}
-    model = getattr(transformers, spec.model_class).from_pretrained(
-        folder, trust_remote_code=False, use_safetensors=True, dtype=torch.float32, **kwargs)
-    processor = getattr(transformers, spec.processor_class).from_pretrained(folder, trust_remote_code=False)
+    # load_pretrained refuses a folder declaring auto_map (hub snapshot or local) before transformers reads it
+    model = load_pretrained(getattr(transformers, spec.model_class), folder, use_safetensors=True,
+                            dtype=torch.float32, **kwargs)
+    processor = load_pretrained(getattr(transformers, spec.processor_class), folder)
     notes = [origin(name, folder)]
     if spec.model_type == "whisper":
         model = model.get_encoder()
