@@ -1,7 +1,8 @@
 # make run   — create .venv, install the course, run every notebook headless (quick profile)
 # make lint  — ruff check + ruff format --check over helpers, tests and benchmarks
 # make unit  — the unit tests only (no notebook is executed); the fast lane
-# make test  — create .venv if needed, run unit tests, every notebook through papermill, and nbval
+# make test  — create .venv if needed, run the unit tests, then nbval executes every notebook once (quick);
+#              tests/nbval_lane.py checks each run and reruns notebook 01 once for determinism
 # make full  — run every notebook in the full profile and publish outputs, results/ and the README table
 PYTHON ?= python3
 VENV   ?= .venv

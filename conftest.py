@@ -5,6 +5,9 @@ Tests that need the real data sets read them from the mirror named by COURSE_DAT
 import os
 from pathlib import Path
 
+# the notebook lane: checks on each notebook nbval executes (inactive without --nbval / --nbval-lax)
+pytest_plugins = ["tests.nbval_lane"]
+
 _SIBLING_MIRROR = Path(__file__).resolve().parent.parent / "shared" / "data"
 
 if not os.environ.get("COURSE_DATA_DIR") and _SIBLING_MIRROR.is_dir():

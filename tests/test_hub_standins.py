@@ -22,7 +22,10 @@ from helpers.core import data
 from helpers.core.env import REPO_ROOT
 from helpers.core.results import RESULTS_ENV
 
-pytestmark = pytest.mark.skipif(not os.environ.get("COURSE_DATA_DIR"), reason="needs COURSE_DATA_DIR (the data mirror)")
+pytestmark = [
+    pytest.mark.skipif(not os.environ.get("COURSE_DATA_DIR"), reason="needs COURSE_DATA_DIR (the data mirror)"),
+    pytest.mark.notebooks,  # executes notebooks 05, 06 and 09 through papermill: make test, not make unit
+]
 
 
 @pytest.fixture(scope="module")

@@ -75,6 +75,7 @@ def test_one_identical_colab_cell_everywhere():
 def test_resolve_profile(capsys, monkeypatch):
     import torch
 
+    monkeypatch.delenv("COURSE_PROFILE", raising=False)
     assert resolve_profile("quick") == "quick" and resolve_profile("full") == "full"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert resolve_profile("auto") == "quick"
@@ -85,3 +86,19 @@ def test_resolve_profile(capsys, monkeypatch):
     for bad in ("fast", "", None, 1):
         with pytest.raises(ValueError, match="profile must be"):
             resolve_profile(bad)
+
+
+def test_course_profile_decides_what_auto_means(capsys, monkeypatch):
+    """The nbval lane sets COURSE_PROFILE=quick: "auto" then runs quick on a GPU too; explicit profiles still win."""
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setenv("COURSE_PROFILE", "quick")
+    assert resolve_profile("auto") == "quick" and resolve_profile("full") == "full"
+    assert capsys.readouterr().out.splitlines()[0] == "profile: quick (auto: COURSE_PROFILE=quick in the environment)"
+    monkeypatch.setenv("COURSE_PROFILE", " Full ")
+    assert resolve_profile("auto", verbose=False) == "full"
+    monkeypatch.setenv("COURSE_PROFILE", "fast")
+    with pytest.raises(ValueError, match="COURSE_PROFILE must be"):
+        resolve_profile("auto")
+    assert resolve_profile("quick", verbose=False) == "quick"

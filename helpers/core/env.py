@@ -19,18 +19,26 @@ def in_colab() -> bool:
 
 
 PROFILES = ("quick", "full")
+PROFILE_ENV = "COURSE_PROFILE"  # "quick" / "full": what "auto" means in this process (the nbval lane sets quick)
 
 
 def resolve_profile(profile: str = "auto", verbose: bool = True) -> str:
     """The run profile a notebook uses: ``"auto"`` is ``"full"`` on a CUDA GPU and ``"quick"`` otherwise.
 
-    ``"quick"`` and ``"full"`` are returned as they are; anything else is refused with one line. With ``verbose``
-    the choice is printed in one line, so a notebook's output says which profile produced it.
+    ``"quick"`` and ``"full"`` are returned as they are; anything else is refused with one line. ``"auto"`` follows
+    ``$COURSE_PROFILE`` when it is set (``make test`` sets ``quick``, so nbval runs the committed notebooks quick
+    even on a GPU machine). With ``verbose`` the choice is printed in one line, so a notebook's output says which
+    profile produced it.
     """
     if not isinstance(profile, str) or profile.strip().lower() not in ("auto", *PROFILES):
         raise ValueError(f"profile must be \"auto\", \"quick\" or \"full\", got {profile!r}")
     profile = profile.strip().lower()
-    if profile == "auto":
+    forced = os.environ.get(PROFILE_ENV, "").strip().lower()
+    if profile == "auto" and forced:
+        if forced not in PROFILES:
+            raise ValueError(f"{PROFILE_ENV} must be \"quick\" or \"full\", got {os.environ[PROFILE_ENV]!r}")
+        resolved, why = forced, f"auto: {PROFILE_ENV}={forced} in the environment"
+    elif profile == "auto":
         try:
             import torch
 
