@@ -36,6 +36,35 @@ def test_cli_writes_json_and_exits_cleanly(lstm_folder, tmp_path, capsys):
     assert "accuracy" in capsys.readouterr().out
 
 
+def test_an_existing_report_is_kept_unless_overwrite(lstm_folder, tmp_path, capsys, monkeypatch):
+    data = _csv(tmp_path / "d.csv", [("i feel happy", "happy"), ("so sad", "sad")])
+    default = tmp_path / "evaluation.json"
+    assert evaluate.main(["--model", str(lstm_folder), "--data", str(data)]) == 0  # nothing there yet: written
+    assert json.loads(default.read_text())["rows_scored"] == 2
+    capsys.readouterr()
+    mine = tmp_path / "mine.json"
+    for path in (default, mine):
+        path.write_text("my own notes\n")
+    real_evaluate = evaluate.evaluate
+    monkeypatch.setattr(evaluate, "evaluate", lambda *a, **k: pytest.fail("scored before refusing"))
+    for extra, path in (([], default), (["--out", str(mine)], mine)):
+        assert evaluate.main(["--model", str(lstm_folder), "--data", str(data), *extra]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err
+        assert str(path) in err and "--overwrite" in err
+        assert path.read_text() == "my own notes\n"
+    # a report that appears while this one is scored is kept too
+    late = tmp_path / "late.json"
+    monkeypatch.setattr(evaluate, "evaluate", lambda *a, **k: (late.write_text("written meanwhile\n"), real_evaluate(*a, **k))[1])
+    assert evaluate.main(["--model", str(lstm_folder), "--data", str(data), "--out", str(late)]) == 2
+    assert late.read_text() == "written meanwhile\n" and "--overwrite" in capsys.readouterr().err
+    monkeypatch.setattr(evaluate, "evaluate", real_evaluate)
+    for extra, path in (([], default), (["--out", str(mine)], mine)):
+        assert evaluate.main(["--model", str(lstm_folder), "--data", str(data), "--overwrite", *extra]) == 0
+        assert json.loads(path.read_text())["rows_scored"] == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.csv", "evaluation.json", "late.json", "mine.json", "model"]
+
+
 @pytest.mark.parametrize("content, message", [
     ("sentence,emotion\nhi,happy\n", "lacks the column"),
     ("", "is empty"),

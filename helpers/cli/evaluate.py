@@ -1,13 +1,15 @@
 """Score any model folder the course saved on a labelled file, from the command line.
 
-    python -m helpers.cli.evaluate --model models/02_lstm_emotion_en --data my_tweets.csv [--out report.json]
+    python -m helpers.cli.evaluate --model models/02_lstm_emotion_en --data my_tweets.csv [--out report.json] [--overwrite]
 
 Text models (the LSTM folders of notebooks 02/03, the transformers folders of notebooks 05/06) read a CSV with
 the columns ``text,label``; labels may be names (``joy``) or ids (``1``). Speech models (the SpeechCNN folders of
 notebook 08, ``Wav2Vec2ForSequenceClassification`` folders of notebook 09) read a folder holding ``metadata.csv``
 with ``path,emotion`` (paths relative to that folder). Rows that cannot be scored (missing text, unknown label,
 missing, corrupt, silent or too short audio) are reported with their row number and left out; the rest are
-scored. The report prints accuracy, macro-F1, balanced accuracy and MCC and is written as JSON (atomically).
+scored. The report prints accuracy, macro-F1, balanced accuracy and MCC and is written as JSON (atomically), by
+default to ``evaluation.json`` beside the data; a report that already exists there (or at ``--out``) is never
+replaced unless ``--overwrite`` is given: without it the command stops with one ``error:`` line before scoring.
 
 How a folder is recognised: each model module registers its kind with :mod:`helpers.core.model_kinds` (the task
 its ``config.json`` names, or a test on the config) and a loader; this module knows no kind itself. Registered
@@ -294,11 +296,20 @@ def evaluate(model_dir: str | Path, data: str | Path, batch_size: int = 64, max_
     return report
 
 
+def _refuse_existing_report(out: Path, overwrite: bool) -> None:
+    """:class:`EvaluationError` when ``out`` already exists and ``--overwrite`` was not given (a user's file is kept)."""
+    if not overwrite and (out.exists() or out.is_symlink()):
+        raise EvaluationError(f"{out} already exists; it is kept: pass --overwrite to replace it, or --out NEW.json")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Score a saved course model on labelled data.")
     parser.add_argument("--model", required=True, type=Path, help="a model folder saved by a notebook")
     parser.add_argument("--data", required=True, type=Path, help="a CSV of text,label or a folder with metadata.csv (path,emotion)")
-    parser.add_argument("--out", type=Path, help="where to write the JSON report (default: evaluation.json beside the data)")
+    parser.add_argument("--out", type=Path, help="where to write the JSON report (default: evaluation.json beside the data); "
+                        "an existing file is refused unless --overwrite")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace a report that already exists at --out / evaluation.json (default: refuse, exit 2)")
     parser.add_argument("--max-seconds", type=float, default=MAX_SECONDS,
                         help=f"longest clip to decode (default {MAX_SECONDS:g} s; longer clips are reported, not read)")
     parser.add_argument("--batch-size", type=int, default=64)
@@ -310,6 +321,7 @@ def main(argv: list[str] | None = None) -> int:
         out = args.out or (args.data if args.data.is_dir() else args.data.parent) / "evaluation.json"
         if out.is_dir():
             raise EvaluationError(f"--out {out} is a folder; give the path of a .json file")
+        _refuse_existing_report(out, args.overwrite)  # before scoring: a refusal costs nothing
         report = evaluate(args.model, args.data, batch_size=args.batch_size, max_seconds=args.max_seconds,
                           progress=not args.no_progress and sys.stderr.isatty())
     except (CourseInputError, FileNotFoundError, KeyError, ValueError) as exc:
@@ -318,6 +330,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except OSError as exc:
         print(f"error: {describe_os_error(exc, 'check --model and --data')}", file=sys.stderr)
+        return 2
+    try:
+        _refuse_existing_report(out, args.overwrite)  # again: a report may have appeared while this one was scored
+    except EvaluationError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     try:
         atomic_write_bytes(out, (json.dumps(report.__dict__, indent=2, ensure_ascii=False, default=float) + "\n").encode("utf-8"))
