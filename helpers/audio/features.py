@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from helpers.core.data import cache_dir
 from helpers.core.download import atomic_write_bytes
 
 TARGET_SR = 16_000
@@ -446,8 +447,6 @@ def _file_fingerprint(path: str) -> list:
 def clip_cache_path(cache_name: str, settings: dict, paths: Sequence[str]) -> Path:
     """``cache_dir()/features/<cache_name>-<hash>.npz``; the hash covers ``settings`` and every file's path, size
     and modification time, so changing either makes a new cache instead of reading a stale one."""
-    from helpers.core.data import cache_dir
-
     key_source = json.dumps({"settings": settings, "files": [_file_fingerprint(p) for p in paths]}, sort_keys=True)
     digest = hashlib.sha256(key_source.encode("utf-8")).hexdigest()[:16]
     return cache_dir() / "features" / f"{cache_name}-{digest}.npz"

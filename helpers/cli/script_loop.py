@@ -34,14 +34,29 @@ from torch import nn
 
 from helpers.core.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint
 from helpers.core.distributed import (
-    PRECISIONS, DistContext, DistributedError, MixedPrecision, broadcast_object, default_precision, init_distributed,
-    replica_difference, shutdown,
+    PRECISIONS,
+    DistContext,
+    DistributedError,
+    MixedPrecision,
+    broadcast_object,
+    default_precision,
+    init_distributed,
+    replica_difference,
+    shutdown,
 )
 from helpers.core.download import ChecksumError, atomic_folder, atomic_write_bytes
-from helpers.core.inputs import CourseInputError, check_config_value, check_device, check_threads, describe_os_error
 from helpers.core.env import get_device, seed_everything
+from helpers.core.inputs import CourseInputError, check_config_value, check_device, check_threads, describe_os_error
+from helpers.core.outputs import prepare_output_dir, release_output_dir
 from helpers.core.training import (
-    DEFAULT_MONITOR, MONITORS, SCHEDULER_STEPS, IndexBatches, TrainingError, eval_batches, evaluate, fit,
+    DEFAULT_MONITOR,
+    MONITORS,
+    SCHEDULER_STEPS,
+    IndexBatches,
+    TrainingError,
+    eval_batches,
+    evaluate,
+    fit,
     shuffled_batches,
 )
 
@@ -352,8 +367,6 @@ SCRIPT_ERRORS = (TrainingError, CheckpointError, DistributedError, FileNotFoundE
 
 def run_script(build_job: Callable[[argparse.Namespace, DistContext], TrainingJob], args: argparse.Namespace) -> int:
     """Join the process group, seed, build the job, train; errors become one ``error: ...`` line and exit code 2."""
-    from helpers.core.outputs import prepare_output_dir, release_output_dir
-
     try:
         check_threads(args.threads)
         check_device(args.device)

@@ -27,8 +27,16 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from helpers.core.download import ChecksumError, atomic_folder, download, file_checksum, safe_extract_zip, verify_checksum
+from helpers.core.download import (
+    ChecksumError,
+    atomic_folder,
+    download,
+    file_checksum,
+    safe_extract_zip,
+    verify_checksum,
+)
 from helpers.core.env import REPO_ROOT
+from helpers.core.inputs import MAX_CLASSES, CourseInputError
 
 MIRROR_ENV = "COURSE_DATA_DIR"
 CACHE_ENV = "COURSE_CACHE_DIR"
@@ -56,8 +64,6 @@ def labels_from_column(labels: pd.Series, where: str) -> tuple[list[str], pd.Ser
     (``CourseInputError``): a column mixing ids and names, names equal up to case, an id gap (``99999`` in a
     6-class file) and more than :data:`helpers.core.inputs.MAX_CLASSES` classes.
     """
-    from helpers.core.inputs import MAX_CLASSES, CourseInputError
-
     labels = labels.astype(str).str.strip()
     is_id = labels.str.fullmatch(r"\d{1,9}")
     if is_id.any() and not is_id.all():

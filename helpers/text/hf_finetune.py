@@ -31,6 +31,7 @@ from torch.utils.data import DataLoader, Dataset
 from helpers.core.model_folder import load_pretrained, read_model_config
 from helpers.core.model_kinds import Scorer, label_names_of, register_model_kind  # label_names_of re-exported
 from helpers.core.parameters import count_parameters  # re-exported: notebook 09 imports it from here
+from helpers.text.pipeline import BucketBatchSampler
 
 OFFLINE_MODEL = "offline-minilm"
 OFFLINE_DESCRIPTION = "all-MiniLM-L6-v2 (6 layers, hidden size 384, 22.7M parameters; packaged offline)"
@@ -105,8 +106,6 @@ def _from_pretrained(source: str | Path, num_labels: int, labels: dict, model_cl
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     model_class = model_class or AutoModelForSequenceClassification
-    from helpers.core.model_folder import load_pretrained
-
     tokenizer = load_pretrained(AutoTokenizer, source, local_files_only=local_only)
     model = load_pretrained(model_class, source, num_labels=num_labels, local_files_only=local_only, **labels, **kwargs)
     return model, tokenizer
@@ -248,8 +247,6 @@ def make_dataloader(
     """
     collate = PadToLongest(tokenizer)
     if group_by_length:
-        from helpers.text.pipeline import BucketBatchSampler
-
         sampler = BucketBatchSampler(dataset.lengths, batch_size, shuffle=shuffle, seed=seed)
         return DataLoader(dataset, batch_sampler=sampler, collate_fn=collate)  # a new order each pass
     generator = torch.Generator().manual_seed(seed)
