@@ -1,6 +1,6 @@
 # make run   — create .venv, install the course, run every notebook headless (quick profile)
 # make lint  — ruff check + ruff format --check over helpers, tests and benchmarks
-# make unit  — the unit tests only (no notebook is executed); the fast lane
+# make unit  — the unit tests only (no notebook executed, tests marked slow left to make test); the fast lane
 # make test  — create .venv if needed, run the unit tests, then nbval executes every notebook once (quick);
 #              tests/nbval_lane.py checks each run and reruns notebook 01 once for determinism
 # make full  — run every notebook in the full profile and publish outputs, results/ and the README table
@@ -33,7 +33,7 @@ lint: setup
 
 # pytest exits 5 when it collected no test; make treats any non-zero exit as a failure
 unit: setup
-	$(BIN)/python -m pytest tests -m "not notebooks" -p no:cacheprovider -q
+	$(BIN)/python -m pytest tests -m "not notebooks and not slow" -p no:cacheprovider -q --durations=15
 
 test: setup
 	$(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider

@@ -183,6 +183,7 @@ def test_bad_settings_give_one_clear_error(tmp_path, capsys):
     assert "test.csv has labels that train.csv lacks: ['sadness']" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # three training subprocesses: 59 s under load; make test only
 def test_a_killed_run_resumes_from_its_last_checkpoint_to_the_same_weights(tmp_path):
     data = write_text_data(tmp_path / "data", n_train=240)
     # batches of 4: about 60 steps per epoch, long enough to kill the run between two checkpoints;

@@ -18,6 +18,7 @@ def test_every_model_module_registers_its_kind():
         "helpers.text.lstm",
         "helpers.text.macaron",
         "helpers.text.hf_finetune",
+        "helpers.text.encoder_finetune",
         "helpers.audio.cnn",
         "helpers.audio.wav2vec",
     ):
@@ -36,6 +37,7 @@ def test_every_model_module_registers_its_kind():
     [
         ({"task": "text-classification-lstm"}, "helpers.text.lstm"),
         ({"task": "text-classification-macaron-conv-attention"}, "helpers.text.macaron"),
+        ({"task": "text-classification-encoder"}, "helpers.text.encoder_finetune"),
         ({"task": "speech-emotion-cnn"}, "helpers.audio.cnn"),
         ({"model_type": "wav2vec2", "architectures": ["Wav2Vec2ForSequenceClassification"]}, "helpers.audio.wav2vec"),
         ({"model_type": "bert", "architectures": ["BertForSequenceClassification"]}, "helpers.text.hf_finetune"),

@@ -121,6 +121,7 @@ def _one_error_line(stderr: str) -> str:
     return errors[0]
 
 
+@pytest.mark.slow  # every CLI entry point in a subprocess: 144 s under load; make test only
 def test_command_line_entry_points_never_run_folder_code_with_stdin_yes(tokenizer_dir, tmp_path):
     import shutil
 
