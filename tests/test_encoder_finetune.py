@@ -173,10 +173,11 @@ def test_cached_embeddings_are_computed_once_per_weights_length_and_texts(tiny_e
         assert np.array_equal(saved["embeddings"], first)
     ef.cached_embeddings("e5-small", texts, max_length=8, path=tiny_e5, verbose=False)
     ef.cached_embeddings("e5-small", texts[:-1] + ["sad"], max_length=16, path=tiny_e5, verbose=False)
-    assert len(calls) == 3 and len(list(files[0].parent.glob("*.npz"))) == 3
+    one_layer = ef.cached_embeddings("e5-small", texts, max_length=16, path=tiny_e5, num_layers=1, verbose=False)
+    assert len(calls) == 4 and len(list(files[0].parent.glob("*.npz"))) == 4 and not np.allclose(one_layer, first)
     files[0].write_bytes(b"not an npz")  # a damaged cache file is recomputed, not trusted
     assert np.array_equal(ef.cached_embeddings("e5-small", texts, max_length=16, path=tiny_e5, verbose=False), first)
-    assert len(calls) == 4
+    assert len(calls) == 5
 
 
 def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:

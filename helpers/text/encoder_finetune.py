@@ -365,32 +365,38 @@ def _weights_checksum(folder: Path) -> str:
     return file_checksum(weights)
 
 
-def embeddings_cache_path(name: str, texts: Sequence[str], *, max_length: int, prefix: str, folder=None) -> Path:
+def embeddings_cache_path(name: str, texts: Sequence[str], *, max_length: int, prefix: str, folder=None,
+                          num_layers: int | None = None) -> Path:
     """Where :func:`cached_embeddings` keeps the embeddings of ``texts``: ``<cache>/embeddings/<name>-<key>.npz``,
-    the key covering the weights' checksum, the prefix, the maximum length and every text."""
+    the key covering the weights' checksum, the prefix, the maximum length, the layers kept and every text."""
     from helpers.core.data import cache_dir
     from helpers.pretrained import resolve_model
 
     folder = Path(folder) if folder is not None else resolve_model(name)
     digest = hashlib.sha256()
-    digest.update(json.dumps({"weights": _weights_checksum(folder), "prefix": prefix, "max_length": max_length,
-                              "pooling": "mean", "normalize": True, "n": len(texts)}).encode())
+    key = {"weights": _weights_checksum(folder), "prefix": prefix, "max_length": max_length, "pooling": "mean",
+           "normalize": True, "n": len(texts)}
+    if num_layers is not None:
+        key["num_layers"] = num_layers
+    digest.update(json.dumps(key).encode())
     for text in texts:
         digest.update(str(text).encode("utf-8") + b"\0")
     return cache_dir() / "embeddings" / f"{name}-{digest.hexdigest()[:20]}.npz"
 
 
 def cached_embeddings(name: str, texts: Sequence[str], *, max_length: int = 64, prefix: str | None = None,
-                      batch_size: int = 64, path=None, device=None, verbose: bool = True) -> np.ndarray:
+                      batch_size: int = 64, path=None, num_layers: int | None = None, device=None,
+                      verbose: bool = True) -> np.ndarray:
     """L2-normalised mean-pooled embeddings ``[len(texts), hidden]`` of registry model ``name`` (frozen), from the
-    cache when the same weights, prefix, length and texts were embedded before; else computed and cached."""
+    cache when the same weights, prefix, length, layers (``num_layers``: the first N only, as in
+    :func:`helpers.pretrained.load_encoder`) and texts were embedded before; else computed and cached."""
     from helpers.core.download import atomic_write_bytes
     from helpers.pretrained import get_spec, resolve_model
     from helpers.pretrained.load import embed_sentences, load_encoder
 
     prefix = get_spec(name).prefix if prefix is None else prefix
     folder = resolve_model(name, path)
-    target = embeddings_cache_path(name, texts, max_length=max_length, prefix=prefix, folder=folder)
+    target = embeddings_cache_path(name, texts, max_length=max_length, prefix=prefix, folder=folder, num_layers=num_layers)
     if target.is_file():
         try:
             with np.load(target, allow_pickle=False) as saved:
@@ -403,7 +409,7 @@ def cached_embeddings(name: str, texts: Sequence[str], *, max_length: int = 64, 
             pass
         if verbose:
             print(f"{name}: the cached embeddings in {target} are unreadable; computing them again")
-    model, tokenizer = load_encoder(name, folder, verbose=verbose)
+    model, tokenizer = load_encoder(name, folder, num_layers=num_layers, verbose=verbose)
     emb = embed_sentences(model, tokenizer, list(texts), prefix=prefix, max_length=max_length, batch_size=batch_size,
                           device=device)
     buffer = io.BytesIO()
