@@ -59,6 +59,7 @@ def _outputs(cell):
     return "".join(text)
 
 
+@pytest.mark.slow  # a real Jupyter kernel: 87 s under load; make test only
 def test_colab_setup_cell_in_a_fresh_kernel(colab):
     if not os.environ.get("COURSE_DATA_DIR"):
         pytest.fail("set COURSE_DATA_DIR to the data mirror: the test loads a data set the way a student does")

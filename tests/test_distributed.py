@@ -104,6 +104,7 @@ SPY = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow  # torchrun with two ranks: 59 s under load; make test only
 def test_two_gloo_ranks_under_torchrun_match_a_single_process(tmp_path):
     data = write_text_data(tmp_path / "data", n_train=90)
     spy = tmp_path / "spy.py"

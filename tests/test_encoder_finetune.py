@@ -185,6 +185,7 @@ def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=300)
 
 
+@pytest.mark.slow  # trains and scores in subprocesses: 69 s under load; make test only
 def test_cli_finetune_writes_a_folder_the_evaluator_scores(tiny_e5, tmp_path, capfd):
     data = write_text_data(tmp_path / "data", n_train=240)
     out = tmp_path / "run"

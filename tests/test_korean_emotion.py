@@ -211,6 +211,7 @@ def test_tiny_roberta_fold_runs_in_process(tmp_path, ko_frame):
     assert len(result["history"]["7way"].train_loss) == 1
 
 
+@pytest.mark.slow  # a fold trained in a subprocess: 23 s under load; make test only
 def test_cli_runs_one_fold_and_writes_metrics_json(tmp_path, ko_frame):
     out = tmp_path / "fold0.json"
     cmd = [sys.executable, "-m", "helpers.cli.train_text", "--fold", "0", "--n-folds", "3", "--limit", "150",

