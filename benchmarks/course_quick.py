@@ -7,6 +7,7 @@ committed ``results/``. Writes ``benchmarks/results/course_quick.json`` and the 
 ``benchmarks/results/SUMMARY.md``. Target on a 2-core CPU: under 10 minutes in total and under 4 GB peak memory.
 Run it on a quiet machine: it takes the whole course's quick run, and other jobs slow it down.
 """
+
 from __future__ import annotations
 
 import json
@@ -24,8 +25,11 @@ def warm_caches() -> list[str]:
     """The derived-data caches (features, tokenisations, waveforms) that already hold files before the run."""
     from helpers.core.data import cache_dir
 
-    return sorted(p.name for p in cache_dir().iterdir() if p.is_dir() and p.name != "downloads" and any(p.iterdir())) \
-        if cache_dir().is_dir() else []
+    return (
+        sorted(p.name for p in cache_dir().iterdir() if p.is_dir() and p.name != "downloads" and any(p.iterdir()))
+        if cache_dir().is_dir()
+        else []
+    )
 
 
 def _cache_sentence(warm: list[str] | None) -> str:
@@ -33,21 +37,34 @@ def _cache_sentence(warm: list[str] | None) -> str:
         return "Caches: not recorded."
     if not warm:
         return "Caches: cold (nothing cached before the run; this is what a fresh clone costs)."
-    return (f"Caches: warm ({', '.join(warm)} under the cache folder held files from earlier runs, and were reused); "
-            "a fresh clone builds them on its first run, which takes longer.")
+    return (
+        f"Caches: warm ({', '.join(warm)} under the cache folder held files from earlier runs, and were reused); "
+        "a fresh clone builds them on its first run, which takes longer."
+    )
 
 
 def summary_markdown(report: dict) -> str:
     total_min, peak = report["total_wall_time_s"] / 60, report["peak_rss_mb"]
     verdict = "meets" if report["meets_target"] else "misses"
-    lines = ["## The whole course, quick profile (`python -m benchmarks.course_quick`)", "", machine_line(report["machine"], threads=False),
-             f"Load average at the end: {'/'.join(f'{x:.2f}' for x in report['load_average_end']) or 'unknown'}.", "",
-             f"Total **{total_min:.1f} min** (target < {TARGET_MINUTES}), peak memory of one notebook's kernel "
-             f"**{peak:.0f} MB** (target < {TARGET_PEAK_MB}): the run {verdict} the target. "
-             f"{report['notebooks_ok']} of {len(report['notebooks'])} notebooks ran green.", "",
-             _cache_sentence(report.get("warm_caches")), "",
-             "| notebook | status | wall time (s) | peak memory (MB) |", "|---|---|---|---|"]
-    lines += [f"| {nb['notebook']} | {nb['status']} | {nb['wall_time_s']} | {nb['peak_rss_mb']} |" for nb in report["notebooks"]]
+    lines = [
+        "## The whole course, quick profile (`python -m benchmarks.course_quick`)",
+        "",
+        machine_line(report["machine"], threads=False),
+        f"Load average at the end: {'/'.join(f'{x:.2f}' for x in report['load_average_end']) or 'unknown'}.",
+        "",
+        f"Total **{total_min:.1f} min** (target < {TARGET_MINUTES}), peak memory of one notebook's kernel "
+        f"**{peak:.0f} MB** (target < {TARGET_PEAK_MB}): the run {verdict} the target. "
+        f"{report['notebooks_ok']} of {len(report['notebooks'])} notebooks ran green.",
+        "",
+        _cache_sentence(report.get("warm_caches")),
+        "",
+        "| notebook | status | wall time (s) | peak memory (MB) |",
+        "|---|---|---|---|",
+    ]
+    lines += [
+        f"| {nb['notebook']} | {nb['status']} | {nb['wall_time_s']} | {nb['peak_rss_mb']} |"
+        for nb in report["notebooks"]
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -63,12 +80,19 @@ def main() -> int:
         return code or 1
     summary = json.loads(summary_path.read_text(encoding="utf-8"))
     total_s, peak = summary["total_wall_time_s"], summary["peak_rss_mb"]
-    notebooks = [{k: nb[k] for k in ("notebook", "status", "wall_time_s", "peak_rss_mb")} for nb in summary["notebooks"]]
+    notebooks = [
+        {k: nb[k] for k in ("notebook", "status", "wall_time_s", "peak_rss_mb")} for nb in summary["notebooks"]
+    ]
     report = {
-        "machine": info, "warm_caches": warm, "load_average_end": load_average(), "total_wall_time_s": total_s, "peak_rss_mb": peak,
+        "machine": info,
+        "warm_caches": warm,
+        "load_average_end": load_average(),
+        "total_wall_time_s": total_s,
+        "peak_rss_mb": peak,
         "target": {"total_minutes": TARGET_MINUTES, "peak_rss_mb": TARGET_PEAK_MB},
         "meets_target": code == 0 and total_s / 60 < TARGET_MINUTES and peak < TARGET_PEAK_MB,
-        "notebooks_ok": sum(nb["status"] == "ok" for nb in notebooks), "notebooks": notebooks,
+        "notebooks_ok": sum(nb["status"] == "ok" for nb in notebooks),
+        "notebooks": notebooks,
     }
     write_json("course_quick", report)
     markdown = summary_markdown(report)

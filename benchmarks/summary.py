@@ -3,6 +3,7 @@
 Each benchmark rewrites only its own section (between ``<!-- name:start -->`` and ``<!-- name:end -->``), so
 the scripts can run at different times and on different days; every section states its machine and load.
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -48,9 +49,14 @@ def machine() -> dict:
     import torch
 
     versions = package_versions(("torch", "transformers", "tokenizers", "kiwipiepy", "python-mecab-ko", "konlpy"))
-    return {"hardware": hardware_summary(), "cpu": cpu_model(), "torch_threads": torch.get_num_threads(),
-            "load_average": load_average(), "versions": versions,
-            "date": _dt.datetime.now().isoformat(timespec="seconds")}
+    return {
+        "hardware": hardware_summary(),
+        "cpu": cpu_model(),
+        "torch_threads": torch.get_num_threads(),
+        "load_average": load_average(),
+        "versions": versions,
+        "date": _dt.datetime.now().isoformat(timespec="seconds"),
+    }
 
 
 def write_json(name: str, payload: dict) -> Path:
@@ -78,5 +84,7 @@ def machine_line(info: dict, threads: bool = True) -> str:
     """One markdown line describing ``machine()`` (``threads``: mention the torch threads of the measuring process)."""
     load = "/".join(f"{x:.2f}" for x in info["load_average"]) or "unknown"
     thread_part = f", {info['torch_threads']} torch thread(s)" if threads else ""
-    return (f"Machine: {info['hardware']} ({info['cpu']}); torch {info['versions']['torch']}{thread_part}; "
-            f"load average (1/5/15 min) at the start: {load}; {info['date']}.")
+    return (
+        f"Machine: {info['hardware']} ({info['cpu']}); torch {info['versions']['torch']}{thread_part}; "
+        f"load average (1/5/15 min) at the start: {load}; {info['date']}."
+    )

@@ -11,6 +11,7 @@
 
 Dependencies point one way: cli → (text, audio, multimodal) → core.
 """
+
 from helpers.core.env import describe_device, get_device, in_colab, seed_everything
 
 __all__ = ["seed_everything", "get_device", "describe_device", "in_colab", "record_results"]

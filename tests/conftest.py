@@ -1,4 +1,5 @@
 """Shared fixtures (the mirror fallback for COURSE_DATA_DIR is in the repository's root conftest.py)."""
+
 from __future__ import annotations
 
 import os

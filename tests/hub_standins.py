@@ -1,6 +1,7 @@
 """Tiny, randomly initialised stand-ins for the model hub checkpoints the notebooks use, written into a Hugging
 Face cache under the real repository ids, with the real model classes, config types and tokenizer / feature
 extractor types (only the sizes are small). Nothing is downloaded."""
+
 from __future__ import annotations
 
 import json
@@ -43,9 +44,16 @@ def write_bert_base_uncased(cache: Path, texts: list[str]) -> Path:
     vocab.write_text("\n".join(_wordpiece_vocab(SPECIALS_BERT, [t.lower() for t in texts])) + "\n", encoding="utf-8")
     tokenizer = BertTokenizerFast(vocab=str(vocab), do_lower_case=True, model_max_length=512)
     tokenizer.save_pretrained(folder)
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=512, pad_token_id=0,
-                        architectures=["BertForMaskedLM"])
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=512,
+        pad_token_id=0,
+        architectures=["BertForMaskedLM"],
+    )
     BertForMaskedLM(config).save_pretrained(folder)
     return folder
 
@@ -57,16 +65,27 @@ def write_klue_roberta_base(cache: Path, texts: list[str]) -> Path:
     folder = snapshot_dir(cache, "klue/roberta-base")
     vocab = folder / "vocab.txt"
     vocab.write_text("\n".join(_wordpiece_vocab(SPECIALS_KLUE, texts)) + "\n", encoding="utf-8")
-    tokenizer = BertTokenizerFast(vocab=str(vocab), do_lower_case=False, model_max_length=512,
-                                  bos_token="[CLS]", eos_token="[SEP]")
+    tokenizer = BertTokenizerFast(
+        vocab=str(vocab), do_lower_case=False, model_max_length=512, bos_token="[CLS]", eos_token="[SEP]"
+    )
     tokenizer.save_pretrained(folder)
     config_path = folder / "tokenizer_config.json"
     tok_config = json.loads(config_path.read_text())
     tok_config["tokenizer_class"] = "BertTokenizer"  # what klue/roberta-base's tokenizer_config.json says
     config_path.write_text(json.dumps(tok_config, indent=2))
-    config = RobertaConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                           intermediate_size=64, max_position_embeddings=514, type_vocab_size=1, pad_token_id=1,
-                           bos_token_id=0, eos_token_id=2, architectures=["RobertaForMaskedLM"])
+    config = RobertaConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=514,
+        type_vocab_size=1,
+        pad_token_id=1,
+        bos_token_id=0,
+        eos_token_id=2,
+        architectures=["RobertaForMaskedLM"],
+    )
     RobertaForMaskedLM(config).save_pretrained(folder)
     return folder
 
@@ -77,13 +96,27 @@ def write_wav2vec2_base(cache: Path) -> Path:
     from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2ForPreTraining
 
     folder = snapshot_dir(cache, "facebook/wav2vec2-base")
-    Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=16000, padding_value=0.0, do_normalize=True,
-                             return_attention_mask=False).save_pretrained(folder)
-    config = Wav2Vec2Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-                            conv_dim=(16,) * 7, conv_stride=(5, 2, 2, 2, 2, 2, 2), conv_kernel=(10, 3, 3, 3, 3, 2, 2),
-                            feat_extract_norm="group", do_stable_layer_norm=False, num_conv_pos_embeddings=16,
-                            num_conv_pos_embedding_groups=4, codevector_dim=32, proj_codevector_dim=32,
-                            num_codevectors_per_group=16, vocab_size=32, architectures=["Wav2Vec2ForPreTraining"])
+    Wav2Vec2FeatureExtractor(
+        feature_size=1, sampling_rate=16000, padding_value=0.0, do_normalize=True, return_attention_mask=False
+    ).save_pretrained(folder)
+    config = Wav2Vec2Config(
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        conv_dim=(16,) * 7,
+        conv_stride=(5, 2, 2, 2, 2, 2, 2),
+        conv_kernel=(10, 3, 3, 3, 3, 2, 2),
+        feat_extract_norm="group",
+        do_stable_layer_norm=False,
+        num_conv_pos_embeddings=16,
+        num_conv_pos_embedding_groups=4,
+        codevector_dim=32,
+        proj_codevector_dim=32,
+        num_codevectors_per_group=16,
+        vocab_size=32,
+        architectures=["Wav2Vec2ForPreTraining"],
+    )
     Wav2Vec2ForPreTraining(config).save_pretrained(folder)
     return folder
 
@@ -91,9 +124,16 @@ def write_wav2vec2_base(cache: Path) -> Path:
 # --------------------------------------------------------------------------- the pretrained registry's hub ids
 
 REGISTRY_TEXTS = [  # the vocabulary of the registry stand-ins (no data set needed): English and Korean
-    "i feel happy today", "this is a sad and lonely evening", "what a wonderful surprise",
-    "i am so angry about the delay", "the movie was boring", "we were afraid of the dark",
-    "오늘 정말 행복해요", "너무 슬프고 외로운 밤이야", "깜짝 놀랐어요", "화가 나서 참을 수 없어",
+    "i feel happy today",
+    "this is a sad and lonely evening",
+    "what a wonderful surprise",
+    "i am so angry about the delay",
+    "the movie was boring",
+    "we were afraid of the dark",
+    "오늘 정말 행복해요",
+    "너무 슬프고 외로운 밤이야",
+    "깜짝 놀랐어요",
+    "화가 나서 참을 수 없어",
 ]
 
 
@@ -119,9 +159,18 @@ def write_multilingual_e5_small(cache: Path, texts: list[str] = REGISTRY_TEXTS) 
     vocab = _unigram_vocab(["<s>", "<pad>", "</s>", "<unk>"], texts) + [("<mask>", 0.0)]
     tokenizer = XLMRobertaTokenizerFast(vocab=vocab, model_max_length=512)
     tokenizer.save_pretrained(folder)
-    config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=512, type_vocab_size=2, pad_token_id=0,
-                        tokenizer_class="XLMRobertaTokenizer", architectures=["BertModel"])
+    config = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=512,
+        type_vocab_size=2,
+        pad_token_id=0,
+        tokenizer_class="XLMRobertaTokenizer",
+        architectures=["BertModel"],
+    )
     BertModel(config).save_pretrained(folder)
     return folder
 
@@ -132,41 +181,79 @@ def write_whisper_base(cache: Path) -> Path:
     from transformers import WhisperConfig, WhisperFeatureExtractor, WhisperModel
 
     folder = snapshot_dir(cache, "openai/whisper-base")
-    WhisperFeatureExtractor(feature_size=80, sampling_rate=16000, hop_length=160, chunk_length=30, n_fft=400,
-                            padding_value=0.0, return_attention_mask=False).save_pretrained(folder)
-    config = WhisperConfig(vocab_size=51865, num_mel_bins=80, d_model=32, encoder_layers=2, decoder_layers=2,
-                           encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=64,
-                           decoder_ffn_dim=64, max_source_positions=1500, max_target_positions=448,
-                           architectures=["WhisperForConditionalGeneration"])
+    WhisperFeatureExtractor(
+        feature_size=80,
+        sampling_rate=16000,
+        hop_length=160,
+        chunk_length=30,
+        n_fft=400,
+        padding_value=0.0,
+        return_attention_mask=False,
+    ).save_pretrained(folder)
+    config = WhisperConfig(
+        vocab_size=51865,
+        num_mel_bins=80,
+        d_model=32,
+        encoder_layers=2,
+        decoder_layers=2,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=64,
+        decoder_ffn_dim=64,
+        max_source_positions=1500,
+        max_target_positions=448,
+        architectures=["WhisperForConditionalGeneration"],
+    )
     WhisperModel(config).save_pretrained(folder)
     return folder
 
 
 def write_all_mpnet_base_v2(cache: Path, texts: list[str] = REGISTRY_TEXTS) -> Path:
     """sentence-transformers/all-mpnet-base-v2: an MPNetModel with MPNet's lower-casing WordPiece tokenizer
-    (``<s>``=0 ``<pad>``=1 ``</s>``=2 ``<unk>``=3, ``<mask>`` last), plus the sentence-transformers mean-pooling files."""
+    (``<s>``=0 ``<pad>``=1 ``</s>``=2 ``<unk>``=3, ``<mask>`` last), plus the sentence-transformers mean-pooling
+    files."""
     from transformers import MPNetConfig, MPNetModel, MPNetTokenizerFast
 
     folder = snapshot_dir(cache, "sentence-transformers/all-mpnet-base-v2")
     vocab = _wordpiece_vocab(["<s>", "<pad>", "</s>", "<unk>", "[UNK]"], [t.lower() for t in texts]) + ["<mask>"]
-    tokenizer = MPNetTokenizerFast(vocab={tok: i for i, tok in enumerate(vocab)}, do_lower_case=True,
-                                   model_max_length=384)
+    tokenizer = MPNetTokenizerFast(
+        vocab={tok: i for i, tok in enumerate(vocab)}, do_lower_case=True, model_max_length=384
+    )
     tokenizer.save_pretrained(folder)
-    config = MPNetConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                         intermediate_size=64, max_position_embeddings=514, pad_token_id=1, bos_token_id=0,
-                         eos_token_id=2, architectures=["MPNetForMaskedLM"])
+    config = MPNetConfig(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=514,
+        pad_token_id=1,
+        bos_token_id=0,
+        eos_token_id=2,
+        architectures=["MPNetForMaskedLM"],
+    )
     MPNetModel(config).save_pretrained(folder)
-    (folder / "modules.json").write_text(json.dumps([
-        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
-        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
-        {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"}], indent=2))
+    (folder / "modules.json").write_text(
+        json.dumps(
+            [
+                {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+                {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+                {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"},
+            ],
+            indent=2,
+        )
+    )
     (folder / "1_Pooling").mkdir(exist_ok=True)
-    (folder / "1_Pooling" / "config.json").write_text(json.dumps(
-        {"word_embedding_dimension": 32, "pooling_mode_mean_tokens": True, "pooling_mode_cls_token": False}))
+    (folder / "1_Pooling" / "config.json").write_text(
+        json.dumps({"word_embedding_dimension": 32, "pooling_mode_mean_tokens": True, "pooling_mode_cls_token": False})
+    )
     return folder
 
 
 def write_registry_models(cache: Path) -> dict[str, Path]:
     """Stand-ins for every hub id of :mod:`helpers.pretrained.registry` the tests cover, by course name."""
-    return {"e5-small": write_multilingual_e5_small(cache), "whisper-base": write_whisper_base(cache),
-            "mpnet-base": write_all_mpnet_base_v2(cache)}
+    return {
+        "e5-small": write_multilingual_e5_small(cache),
+        "whisper-base": write_whisper_base(cache),
+        "mpnet-base": write_all_mpnet_base_v2(cache),
+    }

@@ -4,6 +4,7 @@ cache, bad-clip handling, augmentations and the speech CNN.
 Tolerances: our steps run in float64. Where librosa is also fed float64 (filter bank, STFT, deltas) the
 results agree to rounding (relative 1e-6 or better). librosa's MFCC on a float32 signal computes in float32,
 so there the bound is an absolute 1e-3 (the coefficients are in the hundreds; float32 keeps ~7 digits)."""
+
 import json
 import os
 
@@ -41,7 +42,9 @@ def test_frame_signal_is_centered_like_librosa():
     np.testing.assert_array_equal(frames, librosa.util.frame(padded, frame_length=400, hop_length=160))
 
 
-@pytest.mark.parametrize("n_mels,fmin,fmax,n_fft", [(64, 0.0, None, 512), (40, 50.0, 7600.0, 1024), (128, 0.0, 4000.0, 2048)])
+@pytest.mark.parametrize(
+    "n_mels,fmin,fmax,n_fft", [(64, 0.0, None, 512), (40, 50.0, 7600.0, 1024), (128, 0.0, 4000.0, 2048)]
+)
 def test_mel_filterbank_matches_librosa(n_mels, fmin, fmax, n_fft):
     ours = A.mel_filterbank(SR, n_fft, n_mels, fmin, fmax)
     theirs = librosa.filters.mel(sr=SR, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax, dtype=np.float64)
@@ -59,7 +62,9 @@ def test_mel_scale_round_trip():
 def test_power_spectrum_matches_librosa_stft(win_length):
     y = _chirp().astype(np.float64)
     ours = A.power_spectrum(A.frame_signal(y, win_length, 160), 512)
-    stft = librosa.stft(y, n_fft=512, win_length=win_length, hop_length=160, window="hann", center=True, pad_mode="constant")
+    stft = librosa.stft(
+        y, n_fft=512, win_length=win_length, hop_length=160, window="hann", center=True, pad_mode="constant"
+    )
     theirs = np.abs(stft) ** 2
     assert ours.shape == theirs.shape
     assert np.abs(ours - theirs).max() < 1e-9 * theirs.max()
@@ -75,7 +80,9 @@ def test_log_mel_matches_librosa():
 
 def test_dct_is_scipy_orthonormal_dct2():
     x = np.random.default_rng(1).normal(size=(64, 7))
-    np.testing.assert_allclose(A.mfcc_from_log_mel(x, 20), scipy.fft.dct(x, type=2, norm="ortho", axis=0)[:20], atol=1e-12)
+    np.testing.assert_allclose(
+        A.mfcc_from_log_mel(x, 20), scipy.fft.dct(x, type=2, norm="ortho", axis=0)[:20], atol=1e-12
+    )
     basis = A.dct_matrix(64, 64)
     np.testing.assert_allclose(basis @ basis.T, np.eye(64), atol=1e-12)  # orthonormal
 
@@ -120,7 +127,12 @@ def test_fixed_frames_pads_and_crops():
     assert A.fixed_frames(x, 4).tolist()[0] == [4, 5, 6, 7]  # centre crop
     assert A.fixed_frames(x, 4, align="start").tolist()[0] == [1, 2, 3, 4]
     padded = A.fixed_frames(x, 14)
-    assert padded.shape == (2, 14) and padded[0, :2].tolist() == [0, 0] and padded[0, 2] == 1 and padded[0, -2:].tolist() == [0, 0]
+    assert (
+        padded.shape == (2, 14)
+        and padded[0, :2].tolist() == [0, 0]
+        and padded[0, 2] == 1
+        and padded[0, -2:].tolist() == [0, 0]
+    )
     assert A.fixed_frames(x, 13, align="start", pad_value=-1)[0, 10:].tolist() == [-1, -1, -1]
     rng = np.random.default_rng(0)
     for _ in range(5):
@@ -155,8 +167,9 @@ def test_time_shift_zero_fills():
 
 def test_spec_augment_masks_whole_bands_and_stretches():
     x = np.random.default_rng(0).normal(size=(40, 100)) + 10  # nothing is 0 before masking
-    masked, mask = A.spec_augment(x, n_freq_masks=2, freq_width=8, n_time_masks=2, time_width=20,
-                                  rng=np.random.default_rng(4), return_mask=True)
+    masked, mask = A.spec_augment(
+        x, n_freq_masks=2, freq_width=8, n_time_masks=2, time_width=20, rng=np.random.default_rng(4), return_mask=True
+    )
     assert masked.shape == x.shape and mask.any()
     assert np.all(masked[mask] == 0) and np.array_equal(masked[~mask], x[~mask])
     rows, cols = mask.all(axis=1), mask.all(axis=0)
@@ -251,8 +264,16 @@ def test_bad_clips_are_rejected_with_their_names_and_the_rest_go_on(tmp_path, mo
 def test_feature_dataset_shapes_and_augmentation():
     rng = np.random.default_rng(0)
     feats = [rng.normal(size=(40, n)) for n in (50, 120, 80)]
-    train = FeatureDataset(feats, [0, 1, 2], n_frames=100, train=True, noisy=[[f + 1 for f in feats]], shift=True,
-                           spec_augment=dict(n_freq_masks=1, freq_width=5, n_time_masks=1, time_width=10), seed=1)
+    train = FeatureDataset(
+        feats,
+        [0, 1, 2],
+        n_frames=100,
+        train=True,
+        noisy=[[f + 1 for f in feats]],
+        shift=True,
+        spec_augment=dict(n_freq_masks=1, freq_width=5, n_time_masks=1, time_width=10),
+        seed=1,
+    )
     x, y = train[1]
     assert x.shape == (1, 40, 100) and x.dtype == torch.float32 and y.item() == 1
     test = FeatureDataset(feats, [0, 1, 2], n_frames=100, noisy=[[f + 1 for f in feats]])
@@ -272,7 +293,11 @@ def test_speech_cnn_forward_and_save_load(tmp_path):
     model.eval()
     folder = save_speech_cnn(model, tmp_path / "m", extra={"labels": ["a"] * 8})
     again, config = load_speech_cnn(folder)
-    assert config["labels"] == ["a"] * 8 and json.loads((folder / "config.json").read_text())["model"]["widths"] == [8, 16, 32]
+    assert config["labels"] == ["a"] * 8 and json.loads((folder / "config.json").read_text())["model"]["widths"] == [
+        8,
+        16,
+        32,
+    ]
     torch.testing.assert_close(again(x), model(x))
 
 

@@ -1,5 +1,6 @@
 """helpers.core.checkpoint: atomic saves, exact resumption, clear errors on damaged files, no code execution on load;
 and the scripts' --resume after a run is killed with SIGKILL."""
+
 import json
 import os
 import pickle
@@ -13,14 +14,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from text_fixtures import write_text_data  # noqa: E402  (tests/ is on sys.path under pytest)
 from torch import nn
 
 import helpers.core.checkpoint as ck
-from helpers.core.checkpoint import CheckpointError, latest_checkpoint, list_checkpoints, load_checkpoint, save_checkpoint
-from helpers.core.env import REPO_ROOT, seed_everything
 from helpers.cli.train_text import main as train_text
-
-from text_fixtures import write_text_data  # noqa: E402  (tests/ is on sys.path under pytest)
+from helpers.core.checkpoint import (
+    CheckpointError,
+    latest_checkpoint,
+    list_checkpoints,
+    load_checkpoint,
+    save_checkpoint,
+)
+from helpers.core.env import REPO_ROOT, seed_everything
 
 
 def _model():
@@ -45,8 +51,16 @@ def test_restored_checkpoint_continues_exactly_like_the_uninterrupted_run(tmp_pa
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=2, gamma=0.5)
     _steps(model, optimizer, scheduler, generator, 3)
-    path = save_checkpoint(tmp_path, 3, model, optimizer, scheduler, config={"lr": 1e-2, "out": tmp_path},
-                           state={"history": [{"epoch": 1, "loss": 0.5}]}, rng=ck.rng_state([generator]))
+    path = save_checkpoint(
+        tmp_path,
+        3,
+        model,
+        optimizer,
+        scheduler,
+        config={"lr": 1e-2, "out": tmp_path},
+        state={"history": [{"epoch": 1, "loss": 0.5}]},
+        rng=ck.rng_state([generator]),
+    )
     _steps(model, optimizer, scheduler, generator, 4)
     expected = {k: v.clone() for k, v in model.state_dict().items()}
 
@@ -102,8 +116,11 @@ def test_a_damaged_checkpoint_gives_a_clear_error_and_the_previous_one_survives(
     newest = save_checkpoint(tmp_path, 2, model)
     data = newest.read_bytes()
     newest.write_bytes({"truncate": data[: len(data) // 2], "garbage": os.urandom(300), "empty": b""}[damage])
-    with pytest.raises(CheckpointError, match=r"epoch-0002\.pt is not a readable checkpoint.*delete epoch-0002\.pt "
-                                              r"to resume from the newest of them"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"epoch-0002\.pt is not a readable checkpoint.*delete epoch-0002\.pt "
+        r"to resume from the newest of them",
+    ):
         load_checkpoint(newest)
     previous = load_checkpoint(tmp_path / "epoch-0001.pt")
     assert previous["epoch"] == 1 and torch.equal(previous["model"]["weight"], model.weight.detach())
@@ -164,8 +181,16 @@ def test_the_script_refuses_to_overwrite_a_run_or_resume_with_other_settings(tmp
     latest.unlink()
     out2 = tmp_path / "again"
     assert train_text(["lstm", "--config", str(out / "run_config.json"), "--output", str(out2), "--epochs", "1"]) == 0
-    assert json.loads((out2 / "metrics.json").read_text())["config"] == json.loads((out / "metrics.json").read_text())["config"]
-    assert train_text(["lstm", "--config", str(out / "run_config.json"), "--output", str(out2), "--epochs", "2", "--resume"]) == 0
+    assert (
+        json.loads((out2 / "metrics.json").read_text())["config"]
+        == json.loads((out / "metrics.json").read_text())["config"]
+    )
+    assert (
+        train_text(
+            ["lstm", "--config", str(out / "run_config.json"), "--output", str(out2), "--epochs", "2", "--resume"]
+        )
+        == 0
+    )
     metrics = json.loads((out2 / "metrics.json").read_text())
     assert [r["epoch"] for r in metrics["history"]] == [1, 2] and metrics["resumed_at"] == [1] and metrics["finished"]
 
@@ -193,8 +218,13 @@ def test_a_killed_run_resumes_from_its_last_checkpoint_to_the_same_weights(tmp_p
     env["OMP_NUM_THREADS"] = "1"
     killed, full = tmp_path / "killed", tmp_path / "full"
 
-    run = subprocess.Popen([sys.executable, "-m", "helpers.cli.train_text", *flags, "--output", str(killed)], cwd=REPO_ROOT,
-                           env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    run = subprocess.Popen(
+        [sys.executable, "-m", "helpers.cli.train_text", *flags, "--output", str(killed)],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.monotonic() + 120
     while not list_checkpoints(killed / "checkpoints") and run.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -236,8 +266,14 @@ def write_ravdess(folder: Path, actors: int = 8, sr: int = 16000) -> Path:
         actor_dir.mkdir(parents=True, exist_ok=True)
         for emotion in range(1, 9):
             for statement in (1, 2):
-                wave = 0.3 * np.sin(2 * np.pi * (150 + 60 * emotion + 5 * actor) * t) + 0.01 * rng.standard_normal(len(t))
-                sf.write(actor_dir / f"03-01-{emotion:02d}-01-{statement:02d}-01-{actor:02d}.wav", wave.astype(np.float32), sr)
+                wave = 0.3 * np.sin(2 * np.pi * (150 + 60 * emotion + 5 * actor) * t) + 0.01 * rng.standard_normal(
+                    len(t)
+                )
+                sf.write(
+                    actor_dir / f"03-01-{emotion:02d}-01-{statement:02d}-01-{actor:02d}.wav",
+                    wave.astype(np.float32),
+                    sr,
+                )
     return folder
 
 
@@ -249,8 +285,25 @@ def test_an_interrupted_audio_run_resumes_to_the_same_weights(tmp_path, monkeypa
     ravdess = write_ravdess(tmp_path / "ravdess")
     monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path / "cache"))
     # augmentation on (noisy copy, shift, SpecAugment drawn from the dataset's own generator), one-cycle schedule
-    flags = ["--data", str(ravdess), "--fold", "1", "--n-folds", "4", "--epochs", "3", "--widths", "8,16",
-             "--batch-size", "16", "--noisy-copies", "1", "--threads", "1", "--no-progress"]
+    flags = [
+        "--data",
+        str(ravdess),
+        "--fold",
+        "1",
+        "--n-folds",
+        "4",
+        "--epochs",
+        "3",
+        "--widths",
+        "8,16",
+        "--batch-size",
+        "16",
+        "--noisy-copies",
+        "1",
+        "--threads",
+        "1",
+        "--no-progress",
+    ]
     full, part = tmp_path / "full", tmp_path / "part"
     assert train_audio([*flags, "--output", str(full)]) == 0
 

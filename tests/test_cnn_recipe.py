@@ -4,6 +4,7 @@ scripts and later notebooks import). The definitions are compared as syntax tree
 formatting may differ but code, docstrings and defaults may not. Notebook 08 must carry the recipe of
 ``helpers/audio/cnn_recipe.py`` this way, and no other cell of it may define a second copy of a helper function.
 """
+
 from __future__ import annotations
 
 import ast
@@ -43,14 +44,19 @@ def saved_cells(notebook: Path) -> list[tuple[str, str]]:
 
 def definitions(tree: ast.Module) -> dict[str, ast.AST]:
     """Top-level functions and classes of a module, by name."""
-    return {node.name: node for node in tree.body if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
+    return {
+        node.name: node for node in tree.body if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+    }
 
 
 def differing(cell_source: str, helper_source: str) -> list[str]:
     """Names defined in the cell whose definition differs from (or is missing in) the helper's."""
     helper = definitions(ast.parse(helper_source))
-    return [name for name, node in definitions(_parse_cell(cell_source)).items()
-            if name not in helper or ast.dump(node) != ast.dump(helper[name])]
+    return [
+        name
+        for name, node in definitions(_parse_cell(cell_source)).items()
+        if name not in helper or ast.dump(node) != ast.dump(helper[name])
+    ]
 
 
 def _notebooks_with_saved_cells() -> list[Path]:
@@ -67,15 +73,17 @@ def test_saved_cells_equal_their_helper(notebook):
         assert not others, f"{notebook.name}: a '# @save {target}' cell may hold only definitions, found {others}"
         assert definitions(tree), f"{notebook.name}: a '# @save {target}' cell defines nothing"
         bad = differing(source, helper.read_text(encoding="utf-8"))
-        assert not bad, (f"{notebook.name} and {target} define {bad} differently; the notebook cell is the source: "
-                         f"copy it into {target} (comments may differ, code and docstrings may not)")
+        assert not bad, (
+            f"{notebook.name} and {target} define {bad} differently; the notebook cell is the source: "
+            f"copy it into {target} (comments may differ, code and docstrings may not)"
+        )
 
 
 def test_notebook_08_teaches_the_helpers_recipe_and_no_second_copy():
     saved = saved_cells(NB08)
     assert {target for target, _ in saved} == {"helpers/audio/cnn_recipe.py"}
     shown = set().union(*(definitions(_parse_cell(source)) for _, source in saved))
-    assert NB08_RECIPE <= shown, f"notebook 08's @save cells lack {sorted(NB08_RECIPE - shown)}"
+    assert shown >= NB08_RECIPE, f"notebook 08's @save cells lack {sorted(NB08_RECIPE - shown)}"
     helper_names = set(definitions(ast.parse((ROOT / "helpers/audio/cnn_recipe.py").read_text(encoding="utf-8"))))
     saved_sources = {source for _, source in saved}
     for source in _code_cells(NB08):
@@ -96,13 +104,20 @@ def test_the_comparison_catches_a_changed_line():
     assert changed != source
     assert differing(changed, helper_source) == ["train_speech_cnn"]
     # a comment is not code: adding one changes nothing
-    assert differing(source.replace("def train_speech_cnn", "# a student's note\ndef train_speech_cnn"), helper_source) == []
+    assert (
+        differing(source.replace("def train_speech_cnn", "# a student's note\ndef train_speech_cnn"), helper_source)
+        == []
+    )
 
 
 def test_train_audio_uses_only_the_public_recipe():
     tree = ast.parse((ROOT / "helpers/cli/train_audio.py").read_text(encoding="utf-8"))
-    imported = [alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
-                and node.module == "helpers.audio.cnn_recipe" for alias in node.names]
+    imported = [
+        alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.module == "helpers.audio.cnn_recipe"
+        for alias in node.names
+    ]
     assert imported, "train_audio no longer imports the recipe"
     from helpers.audio import cnn_recipe
 

@@ -3,6 +3,7 @@ directory outside the repository, the course cloned from a local clone (``COURSE
 local environment (``PIP_NO_INDEX``: the requirements are already installed, so pip runs for real and fetches
 nothing). The setup cell and notebook 00's first cells run through a real Jupyter kernel (nbclient); ``helpers``
 must come from the fresh clone, without a restart, and a data loader must work."""
+
 import json
 import os
 import subprocess
@@ -45,8 +46,12 @@ def colab(tmp_path, monkeypatch):
     monkeypatch.setenv("COURSE_SKIP_APT", "1")  # never apt-get on the test machine
     monkeypatch.setenv("MPLBACKEND", "Agg")
     monkeypatch.delenv("COLAB_RELEASE_TAG", raising=False)
-    return {"content": content, "clone": content / "emotion-course", "origin": origin,
-            "head": _git("rev-parse", "HEAD", cwd=origin)}
+    return {
+        "content": content,
+        "clone": content / "emotion-course",
+        "origin": origin,
+        "head": _git("rev-parse", "HEAD", cwd=origin),
+    }
 
 
 def _outputs(cell):
@@ -67,17 +72,21 @@ def test_colab_setup_cell_in_a_fresh_kernel(colab):
     code = [c for c in source.cells if c.cell_type == "code"]
     assert run.COLAB_SETUP_TAG in code[0].metadata["tags"]
     upto = next(i for i, c in enumerate(code) if "load_emotion_en" in c.source)  # notebook 00's first data loader
-    cells = [new_code_cell(c.source) for c in code[:upto + 1]]
+    cells = [new_code_cell(c.source) for c in code[: upto + 1]]
     cells.append(new_code_cell(code[0].source))  # run again: idempotent
-    cells.append(new_code_cell(
-        "import json, os, sys, helpers\n"
-        "print(json.dumps({'helpers': helpers.__file__, 'cwd': os.getcwd(), 'colab': helpers.in_colab(),\n"
-        "                  'clones_on_path': sys.path.count(str(course_dir)), 'profile': profile,\n"
-        "                  'emotion_en_rows': sum(len(f) for f in data.load_emotion_en().values())}))"))
+    cells.append(
+        new_code_cell(
+            "import json, os, sys, helpers\n"
+            "print(json.dumps({'helpers': helpers.__file__, 'cwd': os.getcwd(), 'colab': helpers.in_colab(),\n"
+            "                  'clones_on_path': sys.path.count(str(course_dir)), 'profile': profile,\n"
+            "                  'emotion_en_rows': sum(len(f) for f in data.load_emotion_en().values())}))"
+        )
+    )
     nb = new_notebook(cells=cells)
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    NotebookClient(nb, timeout=600, kernel_name="python3",
-                   resources={"metadata": {"path": str(colab["content"])}}).execute()
+    NotebookClient(
+        nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(colab["content"])}}
+    ).execute()
     first = _outputs(nb.cells[0])
     assert f"course: {colab['clone']}" in first and "working directory" in first
     assert "Okt" in first  # Java found, or the line that says Okt cannot start
@@ -99,6 +108,8 @@ def test_colab_cell_does_nothing_outside_colab(tmp_path):
     script.write_text(run.COLAB_SETUP_SOURCE + "\nprint('cwd', __import__('os').getcwd())\n")
     env = {k: v for k, v in os.environ.items() if k != "COLAB_RELEASE_TAG"}
     env["COURSE_DIR"] = str(tmp_path / "would-be-clone")
-    done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == f"cwd {tmp_path}" and not (tmp_path / "would-be-clone").exists()

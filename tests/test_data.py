@@ -16,10 +16,18 @@ def _toy_spec(source_path=None, checksum=None) -> DatasetSpec:
 
     sources = (Source(source_path.as_uri(), "toy.csv", checksum),) if source_path else ()
     return DatasetSpec(
-        name="toy", title="toy set", folders=("toy",), homepage="https://example.org/toy", license="CC0",
-        citation="", labels=("neg", "pos"), counts={"train": 3},
+        name="toy",
+        title="toy set",
+        folders=("toy",),
+        homepage="https://example.org/toy",
+        license="CC0",
+        citation="",
+        labels=("neg", "pos"),
+        counts={"train": 3},
         files=(DataFile("train.csv", hashlib.sha256(CSV.encode()).hexdigest()),),
-        sources=sources, build=build if source_path else None, manual="Ask the toy maker.",
+        sources=sources,
+        build=build if source_path else None,
+        manual="Ask the toy maker.",
     )
 
 
@@ -28,6 +36,7 @@ def toy(monkeypatch):
     def register(spec):
         monkeypatch.setitem(data.DATASETS, "toy", spec)
         return spec
+
     return register
 
 
@@ -101,7 +110,15 @@ def test_missing_data_message_says_what_where_and_how(toy, isolated_cache, tmp_p
     with pytest.raises(DataNotFoundError) as err:
         data.dataset_dir("toy")
     message = str(err.value)
-    for expected in ("'toy'", "COURSE_DATA_DIR", "Missing: train.csv", source.as_uri(), "Ask the toy maker", "License: CC0", str(isolated_cache / "toy")):
+    for expected in (
+        "'toy'",
+        "COURSE_DATA_DIR",
+        "Missing: train.csv",
+        source.as_uri(),
+        "Ask the toy maker",
+        "License: CC0",
+        str(isolated_cache / "toy"),
+    ):
         assert expected in message
 
 
@@ -145,6 +162,7 @@ def test_every_registered_set_has_source_license_and_labels():
 
 # --------------------------------------------------------------- the real data sets (from the mirror)
 
+
 def test_emotion_en_official_splits(mirror):
     splits = data.load_emotion_en()
     assert {k: len(v) for k, v in splits.items()} == {"train": 16_000, "validation": 2_000, "test": 2_000}
@@ -172,7 +190,11 @@ def test_ravdess_metadata_and_filenames_agree(mirror):
     assert len(frame) == 1200 and frame["actor"].nunique() == 20
     for _, row in frame.sample(25, random_state=0).iterrows():
         decoded = data.parse_ravdess_filename(row["path"].split("/")[-1])
-        assert (decoded["emotion"], decoded["actor"], decoded["intensity"]) == (row["emotion"], row["actor"], row["intensity"])
+        assert (decoded["emotion"], decoded["actor"], decoded["intensity"]) == (
+            row["emotion"],
+            row["actor"],
+            row["intensity"],
+        )
 
 
 def test_ravdess_reads_a_fresh_zenodo_layout(tmp_path):
@@ -199,7 +221,9 @@ def test_parse_ravdess_filename_rejects_other_names():
 
 
 def test_stratified_split_is_deterministic_and_stratified():
-    frame = pd.DataFrame({"text": [f"t{i}" for i in range(1000)], "label": [i % 4 if i < 800 else 0 for i in range(1000)]})
+    frame = pd.DataFrame(
+        {"text": [f"t{i}" for i in range(1000)], "label": [i % 4 if i < 800 else 0 for i in range(1000)]}
+    )
     a = data.stratified_split(frame, test_size=0.1, val_size=0.1, seed=7)
     b = data.stratified_split(frame, test_size=0.1, val_size=0.1, seed=7)
     c = data.stratified_split(frame, test_size=0.1, val_size=0.1, seed=8)
@@ -226,7 +250,11 @@ def test_speaker_split_is_speaker_independent_and_deterministic():
     a = data.speaker_split(frame, test_speakers=4, val_speakers=2, seed=1)
     b = data.speaker_split(frame, test_speakers=4, val_speakers=2, seed=1)
     actors = {k: set(v["actor"]) for k, v in a.items()}
-    assert not (actors["train"] & actors["test"]) and not (actors["train"] & actors["validation"]) and not (actors["validation"] & actors["test"])
+    assert (
+        not (actors["train"] & actors["test"])
+        and not (actors["train"] & actors["validation"])
+        and not (actors["validation"] & actors["test"])
+    )
     assert len(actors["test"]) == 4 and len(actors["validation"]) == 2
     assert sorted(a["test"]["gender"].value_counts().tolist()) == [6, 6]  # gender-balanced
     assert all(a[k].equals(b[k]) for k in a)

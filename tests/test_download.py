@@ -5,7 +5,13 @@ import zipfile
 import pytest
 
 from helpers.core.download import (
-    ChecksumError, UnsafeArchiveError, atomic_write_bytes, download, file_checksum, safe_extract_zip, verify_checksum,
+    ChecksumError,
+    UnsafeArchiveError,
+    atomic_write_bytes,
+    download,
+    file_checksum,
+    safe_extract_zip,
+    verify_checksum,
 )
 
 

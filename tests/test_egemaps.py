@@ -1,4 +1,6 @@
-"""helpers.audio.egemaps: openSMILE's eGeMAPS functionals per clip (cached), and the linear baseline chosen on validation."""
+"""helpers.audio.egemaps: openSMILE's eGeMAPS functionals per clip (cached), and the linear baseline chosen on
+validation."""
+
 import sys
 import warnings
 
@@ -8,7 +10,12 @@ import pytest
 import soundfile as sf
 
 from helpers.audio.egemaps import (
-    N_FUNCTIONALS, EgemapsUnavailable, egemaps_fold_scores, extract_egemaps, fit_on_validation, make_classifier,
+    N_FUNCTIONALS,
+    EgemapsUnavailable,
+    egemaps_fold_scores,
+    extract_egemaps,
+    fit_on_validation,
+    make_classifier,
 )
 from helpers.audio.features import RejectedClipsWarning
 
@@ -107,7 +114,7 @@ def test_egemaps_fold_scores_over_folds():
     for k in range(3):
         test_i = np.flatnonzero(folds == k)
         rest = order[np.isin(order, np.flatnonzero(folds != k))]
-        splits.append((rest[: len(rest) * 3 // 4], rest[len(rest) * 3 // 4:], test_i))
+        splits.append((rest[: len(rest) * 3 // 4], rest[len(rest) * 3 // 4 :], test_i))
     table, predictions = egemaps_fold_scores(x, y, splits, num_classes=4)
     assert table.fold.tolist() == [1, 2, 3]
     assert (table["test accuracy"] == 1.0).all()  # well-separated classes

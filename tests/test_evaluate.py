@@ -15,12 +15,15 @@ def lstm_folder(tmp_path):
 
 
 def _csv(path, rows):
-    path.write_text("text,label\n" + "".join(f"{t},{l}\n" for t, l in rows), encoding="utf-8")
+    path.write_text("text,label\n" + "".join(f"{t},{label}\n" for t, label in rows), encoding="utf-8")
     return path
 
 
 def test_scores_good_rows_and_reports_bad_ones(lstm_folder, tmp_path):
-    data = _csv(tmp_path / "d.csv", [("i feel happy", "happy"), ("so sad", "0"), ("", "happy"), ("meh", "angry"), ("fine", "HAPPY")])
+    data = _csv(
+        tmp_path / "d.csv",
+        [("i feel happy", "happy"), ("so sad", "0"), ("", "happy"), ("meh", "angry"), ("fine", "HAPPY")],
+    )
     report = evaluate.evaluate(lstm_folder, data)
     assert report.rows_total == 5 and report.rows_scored == 3
     assert [p["row"] for p in report.problems] == [4, 5]
@@ -55,7 +58,9 @@ def test_an_existing_report_is_kept_unless_overwrite(lstm_folder, tmp_path, caps
         assert path.read_text() == "my own notes\n"
     # a report that appears while this one is scored is kept too
     late = tmp_path / "late.json"
-    monkeypatch.setattr(evaluate, "evaluate", lambda *a, **k: (late.write_text("written meanwhile\n"), real_evaluate(*a, **k))[1])
+    monkeypatch.setattr(
+        evaluate, "evaluate", lambda *a, **k: (late.write_text("written meanwhile\n"), real_evaluate(*a, **k))[1]
+    )
     assert evaluate.main(["--model", str(lstm_folder), "--data", str(data), "--out", str(late)]) == 2
     assert late.read_text() == "written meanwhile\n" and "--overwrite" in capsys.readouterr().err
     monkeypatch.setattr(evaluate, "evaluate", real_evaluate)
@@ -65,11 +70,14 @@ def test_an_existing_report_is_kept_unless_overwrite(lstm_folder, tmp_path, caps
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d.csv", "evaluation.json", "late.json", "mine.json", "model"]
 
 
-@pytest.mark.parametrize("content, message", [
-    ("sentence,emotion\nhi,happy\n", "lacks the column"),
-    ("", "is empty"),
-    ("text,label\n,happy\n", "no scorable rows"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("sentence,emotion\nhi,happy\n", "lacks the column"),
+        ("", "is empty"),
+        ("text,label\n,happy\n", "no scorable rows"),
+    ],
+)
 def test_bad_data_is_a_clear_error(lstm_folder, tmp_path, capsys, content, message):
     data = tmp_path / "bad.csv"
     data.write_text(content, encoding="utf-8")
@@ -130,9 +138,16 @@ def _audio_folder(tmp_path, labels):
     cut.write_bytes(cut.read_bytes()[:300])  # a truncated download
     sf.write(folder / "silence.wav", np.zeros(16_000, dtype="float32"), 16_000)
     sf.write(folder / "short.wav", _tone(0.1), 16_000)
-    rows = [("a/one.wav", labels[0]), ("a/two.flac", labels[1]), ("stereo44.wav", labels[0].upper()),
-            ("cut.flac", labels[1]), ("a/one.wav", "bored"), ("silence.wav", labels[0]), ("short.wav", labels[1]),
-            ("missing.wav", labels[0])]
+    rows = [
+        ("a/one.wav", labels[0]),
+        ("a/two.flac", labels[1]),
+        ("stereo44.wav", labels[0].upper()),
+        ("cut.flac", labels[1]),
+        ("a/one.wav", "bored"),
+        ("silence.wav", labels[0]),
+        ("short.wav", labels[1]),
+        ("missing.wav", labels[0]),
+    ]
     (folder / "metadata.csv").write_text("path,emotion\n" + "".join(f"{p},{e}\n" for p, e in rows), encoding="utf-8")
     return folder
 
@@ -156,8 +171,11 @@ def speech_cnn_folder(tmp_path):
     torch.manual_seed(0)
     model = SpeechCNN(in_channels=1, num_classes=2, widths=(4, 8), dropout=0.0)
     features = {"kind": "logmel", "n_mels": 16, "n_fft": 512, "win_length": 400, "hop_length": 160, "trim_db": 30.0}
-    return save_speech_cnn(model, tmp_path / "cnn", extra={"labels": ["calm", "angry"], "features": features,
-                                                          "n_frames": 32, "normalize": "per-utterance"})
+    return save_speech_cnn(
+        model,
+        tmp_path / "cnn",
+        extra={"labels": ["calm", "angry"], "features": features, "n_frames": 32, "normalize": "per-utterance"},
+    )
 
 
 def test_speech_cnn_folder_scores_clips_and_reports_bad_rows(speech_cnn_folder, tmp_path, capsys):
@@ -194,10 +212,19 @@ def _tiny_wav2vec2(folder, labels, course=None):
 
     torch.manual_seed(0)
     config = Wav2Vec2Config(
-        hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
-        conv_dim=(8, 8), conv_stride=(5, 4), conv_kernel=(10, 8), num_conv_pos_embeddings=8,
-        num_conv_pos_embedding_groups=2, num_labels=len(labels), id2label=dict(enumerate(labels)),
-        label2id={n: i for i, n in enumerate(labels)}, feat_extract_norm="layer",
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        conv_dim=(8, 8),
+        conv_stride=(5, 4),
+        conv_kernel=(10, 8),
+        num_conv_pos_embeddings=8,
+        num_conv_pos_embedding_groups=2,
+        num_labels=len(labels),
+        id2label=dict(enumerate(labels)),
+        label2id={n: i for i, n in enumerate(labels)},
+        feat_extract_norm="layer",
     )
     if course is not None:
         config.course = course
@@ -239,9 +266,15 @@ def test_wav2vec2_probabilities_follow_notebook_09(tmp_path):
     for path in (long_clip, short_clip):
         wave = trim_silence(load_audio(path), 30.0)
         if len(wave) > 8000:
-            wave = wave[(len(wave) - 8000) // 2:][:8000]
-        inputs = extractor(wave, sampling_rate=16_000, padding="max_length", max_length=8000,
-                           return_attention_mask=True, return_tensors="pt")
+            wave = wave[(len(wave) - 8000) // 2 :][:8000]
+        inputs = extractor(
+            wave,
+            sampling_rate=16_000,
+            padding="max_length",
+            max_length=8000,
+            return_attention_mask=True,
+            return_tensors="pt",
+        )
         with torch.no_grad():
             expected.append(torch.softmax(model(**inputs).logits, dim=-1)[0].numpy())
     ours = evaluate.load_model(model_dir).predict_proba([str(long_clip), str(short_clip)])
@@ -249,7 +282,8 @@ def test_wav2vec2_probabilities_follow_notebook_09(tmp_path):
 
 
 def test_wav2vec2_folder_saved_by_the_course_helper(tmp_path):
-    """The contract with notebook 09: a folder written by helpers.audio.wav2vec.save_wav2vec2 is read as it was saved."""
+    """The contract with notebook 09: a folder written by helpers.audio.wav2vec.save_wav2vec2 is read as it was
+    saved."""
     import torch
 
     w2v = pytest.importorskip("helpers.audio.wav2vec")
@@ -302,8 +336,16 @@ def _tiny_macaron(folder, tokenizer_in_folder=True):
 
     sentences = ["오늘 정말 기뻐요", "너무 슬퍼요", "왜 화가 나", "정말 무서워요", "기쁜 하루"] * 20
     tokenizer = train_subword_tokenizer(sentences, vocab_size=60, min_frequency=1)
-    config = mac.MacaronConfig(vocab_size=len(tokenizer), num_classes=2, pad_id=tokenizer.pad_token_id, max_len=16,
-                               dim=16, depth=1, heads=2, conv_channels=8)
+    config = mac.MacaronConfig(
+        vocab_size=len(tokenizer),
+        num_classes=2,
+        pad_id=tokenizer.pad_token_id,
+        max_len=16,
+        dim=16,
+        depth=1,
+        heads=2,
+        conv_channels=8,
+    )
     torch.manual_seed(0)
     model = mac.MacaronClassifier(config)
     mac.save_macaron(model, folder, extra={"labels": ["기쁨", "슬픔"], "max_len": 16, "tokenizer": "no/such/folder"})
@@ -318,7 +360,9 @@ def test_macaron_folder_scores_texts_like_the_model(tmp_path):
     from helpers.text.pipeline import pad_batch
 
     model, tokenizer = _tiny_macaron(tmp_path / "mac")
-    data = _csv(tmp_path / "d.csv", [("오늘 정말 기뻐요", "기쁨"), ("너무 슬퍼요", "1"), ("", "기쁨"), ("무서워", "분노")])
+    data = _csv(
+        tmp_path / "d.csv", [("오늘 정말 기뻐요", "기쁨"), ("너무 슬퍼요", "1"), ("", "기쁨"), ("무서워", "분노")]
+    )
     report = evaluate.evaluate(tmp_path / "mac", data)
     assert report.rows_scored == 2 and [p["row"] for p in report.problems] == [4, 5]  # file lines (header = 1)
     loaded = evaluate.load_model(tmp_path / "mac")

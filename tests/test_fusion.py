@@ -1,19 +1,24 @@
 """helpers.multimodal.fusion: the constructed pairing (same emotion, speaker-independent audio, no sentence reused), the
 text branch and the fusion heads."""
+
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
-from helpers.multimodal import fusion as fu
 from helpers.audio.cnn_recipe import speaker_splits
+from helpers.multimodal import fusion as fu
 
 EMOTIONS = fu.FUSION_EMOTIONS
 
 
 def clips_frame(n_actors=8, per_emotion=2):
-    rows = [{"actor": f"{a:02d}", "gender": "male" if a % 2 else "female", "emotion": e, "take": k}
-            for a in range(1, n_actors + 1) for e in EMOTIONS for k in range(per_emotion)]
+    rows = [
+        {"actor": f"{a:02d}", "gender": "male" if a % 2 else "female", "emotion": e, "take": k}
+        for a in range(1, n_actors + 1)
+        for e in EMOTIONS
+        for k in range(per_emotion)
+    ]
     return pd.DataFrame(rows)
 
 
@@ -43,8 +48,11 @@ def test_audio_side_is_speaker_independent_and_complete(paired):
     clips, _, splits, folds = paired
     for fold, (tr, va, te) in zip(folds, splits):
         speakers = {s: set(fold.split(s)["speaker"]) for s in fu.SPLITS}
-        assert not (speakers["train"] & speakers["test"] or speakers["val"] & speakers["test"]
-                    or speakers["train"] & speakers["val"])
+        assert not (
+            speakers["train"] & speakers["test"]
+            or speakers["val"] & speakers["test"]
+            or speakers["train"] & speakers["val"]
+        )
         for name, idx, k in (("train", tr, 2), ("val", va, 3), ("test", te, 1)):
             counts = fold.split(name)["clip_row"].value_counts()
             assert sorted(counts.index) == sorted(idx.tolist()) and (counts == k).all()  # every clip, k partners each
@@ -57,9 +65,14 @@ def test_no_sentence_is_reused_across_or_within_splits(paired):
         used = {s: fold.split(s)["sentence_row"].to_numpy() for s in fu.SPLITS}
         for s, rows in used.items():
             assert len(set(rows)) == len(rows), f"a sentence is used twice in {s}"
-        assert not (set(used["train"]) & set(used["test"]) or set(used["val"]) & set(used["test"])
-                    or set(used["train"]) & set(used["val"]))
-        assert not set(fold.text_branch) & set(fold.pairs["sentence_row"])  # the text branch never sees a paired sentence
+        assert not (
+            set(used["train"]) & set(used["test"])
+            or set(used["val"]) & set(used["test"])
+            or set(used["train"]) & set(used["val"])
+        )
+        assert not set(fold.text_branch) & set(
+            fold.pairs["sentence_row"]
+        )  # the text branch never sees a paired sentence
         assert not set(texts["text"].iloc[used["test"]]) & set(texts["text"].iloc[fold.text_branch])
     tests = [set(f.split("test")["sentence_row"]) for f in folds]  # test sentences come from different text folds
     assert all(not (tests[i] & tests[j]) for i in range(len(tests)) for j in range(i + 1, len(tests)))
@@ -92,8 +105,9 @@ def test_clear_errors_for_unpairable_input():
     with pytest.raises(fu.PairingError, match=r"emotion 'neutral' needs \d+ sentences but only \d+ are available"):
         fu.build_paired_folds(clips, texts_frame(per_emotion=20), splits, partners={"train": 3})
     with pytest.raises(fu.PairingError, match="calm"):
-        fu.build_paired_folds(pd.concat([clips, clips.head(1).assign(emotion="calm")], ignore_index=True),
-                              texts_frame(), splits)
+        fu.build_paired_folds(
+            pd.concat([clips, clips.head(1).assign(emotion="calm")], ignore_index=True), texts_frame(), splits
+        )
     with pytest.raises(fu.PairingError, match="more than once"):
         fu.build_paired_folds(clips, pd.concat([texts_frame(), texts_frame().head(3)], ignore_index=True), splits)
     tr, va, te = splits[0]
@@ -165,7 +179,9 @@ def test_gated_fusion_with_one_modality_zeroed():
     # zeroed (the average embedding after standardising) but not marked: tanh(bias) still enters, gated
     zero = torch.zeros(3, 4)
     g0 = head.gates(xt, zero)
-    expected = head.classifier(g0[:, :1] * torch.tanh(head.text_proj(xt)) + g0[:, 1:] * torch.tanh(head.audio_proj.bias))
+    expected = head.classifier(
+        g0[:, :1] * torch.tanh(head.text_proj(xt)) + g0[:, 1:] * torch.tanh(head.audio_proj.bias)
+    )
     assert torch.allclose(head(xt, zero), expected, atol=1e-6)
     assert not torch.allclose(head(xt, zero), head(xt, torch.randn(3, 4)))
 
@@ -196,8 +212,11 @@ def test_modality_dropout_teaches_a_head_to_do_without_a_modality():
     y = rng.integers(0, 7, 600)
 
     def both(y):  # each modality alone gives the label; together they are redundant
-        return ((np.eye(7)[y] * 3 + rng.normal(size=(len(y), 7))).astype(np.float32),
-                (np.eye(7)[y] * 3 + rng.normal(size=(len(y), 7))).astype(np.float32), y)
+        return (
+            (np.eye(7)[y] * 3 + rng.normal(size=(len(y), 7))).astype(np.float32),
+            (np.eye(7)[y] * 3 + rng.normal(size=(len(y), 7))).astype(np.float32),
+            y,
+        )
 
     train, val, test = both(y[:400]), both(y[400:500]), both(y[500:])
     scores = {}
@@ -244,8 +263,13 @@ def test_layer_head_audio_branch_keeps_the_setting_with_the_lowest_validation_lo
     y = rng.integers(0, 3, 240)
     x = rng.standard_normal((240, 3, 6)).astype(np.float32)
     x[:, 1] += (np.eye(3)[y] * 3.0).repeat(2, axis=1)  # only layer 1 carries the class
-    grid = ({"hidden": 8, "weight_decay": 1e-2, "learning_rate": 1e-2}, {"hidden": 16, "weight_decay": 1e-1, "learning_rate": 1e-2})
-    branch = fu.LayerHeadAudioBranch(num_classes=3, grid=grid, epochs=15, seed=0).fit(x, y, np.arange(160), np.arange(160, 200))
+    grid = (
+        {"hidden": 8, "weight_decay": 1e-2, "learning_rate": 1e-2},
+        {"hidden": 16, "weight_decay": 1e-1, "learning_rate": 1e-2},
+    )
+    branch = fu.LayerHeadAudioBranch(num_classes=3, grid=grid, epochs=15, seed=0).fit(
+        x, y, np.arange(160), np.arange(160, 200)
+    )
     probs = branch.predict_proba(x, np.arange(200, 240))
     assert probs.shape == (40, 3) and (probs.argmax(1) == y[200:]).mean() > 0.8
     emb = branch.embed(x, np.arange(200, 240))
@@ -257,7 +281,9 @@ def test_layer_head_audio_branch_keeps_the_setting_with_the_lowest_validation_lo
     # the chosen setting has the lowest best-epoch validation loss of the grid
     from helpers.audio.whisper_features import train_layer_head
 
-    others = [train_layer_head(x, y, np.arange(160), np.arange(160, 200), num_classes=3, epochs=15, seed=0, **g) for g in grid]
+    others = [
+        train_layer_head(x, y, np.arange(160), np.arange(160, 200), num_classes=3, epochs=15, seed=0, **g) for g in grid
+    ]
     assert np.isclose(branch.run.best_val_loss, min(r.best_val_loss for r in others))
 
 

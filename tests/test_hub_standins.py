@@ -6,6 +6,7 @@ feature-extractor types into a temporary Hugging Face cache under the real ids (
 as available, its models come from the cache) notebooks 05, 06 and 09 take their hub branches in the quick profile
 through papermill: load, tokenize, train, save, reload; then ``python -m helpers.cli.evaluate`` scores the saved
 folder. The scores mean nothing (random weights); what is tested is that every step of the hub path runs."""
+
 import json
 import os
 import shutil
@@ -13,11 +14,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import hub_standins as hs
 import nbformat
 import pandas as pd
 import pytest
 
-import hub_standins as hs
 from helpers.core import data
 from helpers.core.env import REPO_ROOT
 from helpers.core.results import RESULTS_ENV
@@ -37,9 +38,17 @@ def hub(tmp_path_factory):
     hs.write_bert_base_uncased(cache, english)
     hs.write_klue_roberta_base(cache, korean)
     hs.write_wav2vec2_base(cache)
-    env = {**os.environ, "HF_HOME": str(root / "hf"), "HF_HUB_CACHE": str(cache), "HF_HUB_OFFLINE": "1",
-           "TRANSFORMERS_OFFLINE": "1", "COURSE_HUB": "cache", RESULTS_ENV: str(root / "results"), "MPLBACKEND": "Agg",
-           "PYTHONUNBUFFERED": "1"}
+    env = {
+        **os.environ,
+        "HF_HOME": str(root / "hf"),
+        "HF_HUB_CACHE": str(cache),
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "COURSE_HUB": "cache",
+        RESULTS_ENV: str(root / "results"),
+        "MPLBACKEND": "Agg",
+        "PYTHONUNBUFFERED": "1",
+    }
     work = root / "work" / "notebooks"  # the notebooks run here: their ../models is root/work/models
     work.mkdir(parents=True)
     return {"root": root, "env": env, "work": work, "models": root / "work" / "models"}
@@ -48,8 +57,21 @@ def hub(tmp_path_factory):
 def _run(hub, stem, **parameters):
     """Execute notebook ``stem`` in quick through papermill; return the executed notebook's text outputs."""
     out = hub["root"] / f"{stem}.out.ipynb"
-    cmd = [sys.executable, "-m", "papermill", str(REPO_ROOT / "notebooks" / f"{stem}.ipynb"), str(out),
-           "-p", "profile", "quick", "--cwd", str(hub["work"]), "--no-progress-bar", "--execution-timeout", "600"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "papermill",
+        str(REPO_ROOT / "notebooks" / f"{stem}.ipynb"),
+        str(out),
+        "-p",
+        "profile",
+        "quick",
+        "--cwd",
+        str(hub["work"]),
+        "--no-progress-bar",
+        "--execution-timeout",
+        "600",
+    ]
     for key, value in parameters.items():
         cmd += ["-p", key, value] if isinstance(value, str) else ["-y", f"{key}: {json.dumps(value)}"]
     done = subprocess.run(cmd, env=hub["env"], capture_output=True, text=True, timeout=900, cwd=hub["work"])
@@ -64,9 +86,24 @@ def _run(hub, stem, **parameters):
 
 def _evaluate(hub, model_dir, data_path):
     report = hub["root"] / f"{Path(model_dir).name}.report.json"
-    done = subprocess.run([sys.executable, "-m", "helpers.cli.evaluate", "--model", str(model_dir), "--data",
-                           str(data_path), "--out", str(report)], env=hub["env"], capture_output=True, text=True,
-                          timeout=600, cwd=hub["root"])
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "helpers.cli.evaluate",
+            "--model",
+            str(model_dir),
+            "--data",
+            str(data_path),
+            "--out",
+            str(report),
+        ],
+        env=hub["env"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=hub["root"],
+    )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     scores = json.loads(report.read_text())
     return scores, done.stdout
@@ -87,7 +124,9 @@ def test_05_bert_base_uncased_hub_branch(hub):
     saved = [p for p in models.iterdir() if p.name.startswith("bert-base-uncased-emotion-en")]
     assert len(saved) == 1 and json.loads((saved[0] / "config.json").read_text())["model_type"] == "bert"
     csv = hub["root"] / "tweets.csv"
-    data.load_emotion_en()["test"].head(40)[["text", "label_name"]].rename(columns={"label_name": "label"}).to_csv(csv, index=False)
+    data.load_emotion_en()["test"].head(40)[["text", "label_name"]].rename(columns={"label_name": "label"}).to_csv(
+        csv, index=False
+    )
     scores, _ = _evaluate(hub, saved[0], csv)
     _accuracy(scores)
 
@@ -122,7 +161,9 @@ print(saved)
     assert done.returncode == 0, done.stderr[-3000:]
     folder = Path(done.stdout.strip().splitlines()[-1])
     csv = hub["root"] / "ko.csv"
-    data.load_ko_single_turn_emotion().head(40).assign(label=lambda f: f["label_id"])[["text", "label"]].to_csv(csv, index=False)
+    data.load_ko_single_turn_emotion().head(40).assign(label=lambda f: f["label_id"])[["text", "label"]].to_csv(
+        csv, index=False
+    )
     scores, _ = _evaluate(hub, folder, csv)
     _accuracy(scores)
 
@@ -140,6 +181,7 @@ def test_09_wav2vec2_base_hub_branch(hub):
     for path in rows["filepath"]:
         shutil.copyfile(path, clips / Path(path).name)
     pd.DataFrame({"path": [Path(p).name for p in rows["filepath"]], "emotion": rows["emotion"]}).to_csv(
-        clips / "metadata.csv", index=False)
+        clips / "metadata.csv", index=False
+    )
     scores, _ = _evaluate(hub, saved, clips)
     _accuracy(scores)

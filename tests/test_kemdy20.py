@@ -1,5 +1,6 @@
 """The KEMDy20 loader on a small corpus written by the test: two sessions, tiny wavs, a missing wav, a cp949
 transcript with a transcription tag, and (in one test) an emotion name KEMDy20 does not have."""
+
 import warnings
 
 import numpy as np
@@ -7,28 +8,41 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from helpers.multimodal import kemdy20
-from helpers.text import soft_labels as sl
 from helpers.audio.features import load_audio
 from helpers.core.data import DataNotFoundError
+from helpers.multimodal import kemdy20
 from helpers.multimodal.kemdy20 import (
-    KEMDy20FormatError, KEMDy20SkippedWarning, clean_transcript, load_kemdy20, parse_segment_id, soft_label_matrix,
+    KEMDy20FormatError,
+    KEMDy20SkippedWarning,
+    clean_transcript,
+    load_kemdy20,
+    parse_segment_id,
+    soft_label_matrix,
 )
+from helpers.text import soft_labels as sl
 
-HEADER = ("Numb,Wav,,Segment ID,Total Evaluation,,,Eval01F,,,Eval02M,,,Eval03F,,\n"
-          ",start,end,,Emotion,Valence,Arousal,Emotion,Valence,Arousal,Emotion,Valence,Arousal,Emotion,Valence,Arousal\n")
+HEADER = (
+    "Numb,Wav,,Segment ID,Total Evaluation,,,Eval01F,,,Eval02M,,,Eval03F,,\n"
+    ",start,end,,Emotion,Valence,Arousal,Emotion,Valence,Arousal,Emotion,Valence,Arousal,Emotion,Valence,Arousal\n"
+)
 SESSIONS = {
-    "Sess01": [("Sess01_script01_User001F_001", "neutral", "neutral", "neutral", "happy"),
-               ("Sess01_script01_User002M_001", "disqust", "disqust", "angry;disqust", "Disgust"),
-               ("Sess01_script01_User002M_002", "sad", "sad", "sad", "sad")],  # its wav is missing
-    "Sess02": [("Sess02_script03_User003F_001", "sad", "sad", "sad", "fear"),
-               ("Sess02_script03_User004M_001", "happy", "happy", "happy;neutral", "surprise")],
+    "Sess01": [
+        ("Sess01_script01_User001F_001", "neutral", "neutral", "neutral", "happy"),
+        ("Sess01_script01_User002M_001", "disqust", "disqust", "angry;disqust", "Disgust"),
+        ("Sess01_script01_User002M_002", "sad", "sad", "sad", "sad"),
+    ],  # its wav is missing
+    "Sess02": [
+        ("Sess02_script03_User003F_001", "sad", "sad", "sad", "fear"),
+        ("Sess02_script03_User004M_001", "happy", "happy", "happy;neutral", "surprise"),
+    ],
 }
-TEXTS = {"Sess01_script01_User001F_001": ("그냥 그래요.", "utf-8"),
-         "Sess01_script01_User002M_001": ("이건 정말 싫어.", "utf-8"),
-         "Sess01_script01_User002M_002": ("슬프다.", "utf-8"),
-         "Sess02_script03_User003F_001": ("l/ 오늘은 좀 우울하네요.", "cp949"),  # cp949 bytes, with a laughter tag
-         "Sess02_script03_User004M_001": ("와 진짜 좋다!", "utf-8")}
+TEXTS = {
+    "Sess01_script01_User001F_001": ("그냥 그래요.", "utf-8"),
+    "Sess01_script01_User002M_001": ("이건 정말 싫어.", "utf-8"),
+    "Sess01_script01_User002M_002": ("슬프다.", "utf-8"),
+    "Sess02_script03_User003F_001": ("l/ 오늘은 좀 우울하네요.", "cp949"),  # cp949 bytes, with a laughter tag
+    "Sess02_script03_User004M_001": ("와 진짜 좋다!", "utf-8"),
+}
 MISSING_WAV = "Sess01_script01_User002M_002"
 
 
@@ -37,8 +51,10 @@ def write_corpus(root, sessions=SESSIONS, texts=TEXTS, missing_wav=(MISSING_WAV,
     (folder / "annotation").mkdir(parents=True)
     sr = 16_000
     for k, (session, rows) in enumerate(sessions.items()):
-        lines = [f"{i + 1},0.0,1.0,{seg},{total},3,3," + ",".join(f"{v},3,3" for v in votes)
-                 for i, (seg, total, *votes) in enumerate(rows)]
+        lines = [
+            f"{i + 1},0.0,1.0,{seg},{total},3,3," + ",".join(f"{v},3,3" for v in votes)
+            for i, (seg, total, *votes) in enumerate(rows)
+        ]
         (folder / "annotation" / f"{session}_eval.csv").write_text(HEADER + "\n".join(lines) + "\n", encoding="utf-8")
         wav_dir = folder / "wav" / f"Session{session[-2:]}"
         wav_dir.mkdir(parents=True)
@@ -47,7 +63,9 @@ def write_corpus(root, sessions=SESSIONS, texts=TEXTS, missing_wav=(MISSING_WAV,
             (wav_dir / f"{seg}.txt").write_bytes(text.encode(encoding))
             if seg not in missing_wav:
                 t = np.arange(int(0.4 * sr)) / sr
-                sf.write(wav_dir / f"{seg}.wav", (0.2 * np.sin(2 * np.pi * (200 + 50 * (k + j)) * t)).astype("float32"), sr)
+                sf.write(
+                    wav_dir / f"{seg}.wav", (0.2 * np.sin(2 * np.pi * (200 + 50 * (k + j)) * t)).astype("float32"), sr
+                )
     return folder
 
 
@@ -96,8 +114,13 @@ def test_missing_files_can_be_kept_or_refused(tmp_path):
 
 
 def test_unknown_emotion_is_named_and_can_be_mapped(tmp_path):
-    sessions = {**SESSIONS, "Sess02": [("Sess02_script03_User003F_001", "sad", "sad", "joyful", "fear"),
-                                       ("Sess02_script03_User004M_001", "happy", "happy", "happy", "happy")]}
+    sessions = {
+        **SESSIONS,
+        "Sess02": [
+            ("Sess02_script03_User003F_001", "sad", "sad", "joyful", "fear"),
+            ("Sess02_script03_User004M_001", "happy", "happy", "happy", "happy"),
+        ],
+    }
     folder = write_corpus(tmp_path, sessions=sessions)
     with pytest.raises(KEMDy20FormatError, match=r"Sess02_script03_User003F_001, rater Eval02M, label 'joyful'"):
         load_kemdy20(folder)
@@ -126,7 +149,11 @@ def test_broken_or_absent_corpus(tmp_path, monkeypatch):
 
 
 def test_segment_ids_and_transcript_tags():
-    assert parse_segment_id("Sess12_impro03_User024F_017") == {"session": "Sess12", "speaker": "User024F", "gender": "F"}
+    assert parse_segment_id("Sess12_impro03_User024F_017") == {
+        "session": "Sess12",
+        "speaker": "User024F",
+        "gender": "F",
+    }
     assert parse_segment_id("something else") == {"session": None, "speaker": None, "gender": None}
     assert clean_transcript("b/ 아 n/ 그래? /o 좋아") == "아 그래? 좋아"
     assert clean_transcript("a/b 테스트") == "a/b 테스트"  # a path-like word is not a tag

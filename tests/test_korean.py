@@ -1,4 +1,5 @@
 """helpers.text.korean: the four Korean tokeniser adapters, the corpus cache and the tokeniser statistics."""
+
 from __future__ import annotations
 
 import json
@@ -43,7 +44,10 @@ def test_whitespace_keeps_eojeols(toks):
 
 
 def test_okt_options():
-    assert korean.get_korean_tokenizer("okt", norm=False, stem=False)("재밌었어요 ㅋㅋㅋㅋㅋ") == ["재밌었어요", "ㅋㅋㅋㅋㅋ"]
+    assert korean.get_korean_tokenizer("okt", norm=False, stem=False)("재밌었어요 ㅋㅋㅋㅋㅋ") == [
+        "재밌었어요",
+        "ㅋㅋㅋㅋㅋ",
+    ]
     normed = korean.get_korean_tokenizer("okt")("재밌었어요 ㅋㅋㅋㅋㅋ")  # norm and stem by default
     assert normed == ["재밌다", "ㅋㅋㅋ"]
     assert korean.get_korean_tokenizer("okt", stem=False).name == "ko-okt-norm"
@@ -128,7 +132,9 @@ def test_damaged_cache_is_rebuilt(cache):
     path = korean.corpus_cache_path(SENTENCES, "whitespace", "d")
     path.parent.mkdir(parents=True)
     path.write_bytes(b"not JSON")
-    assert korean.tokenize_corpus(SENTENCES, "whitespace", cache_name="d", progress=False) == [s.split() for s in SENTENCES]
+    assert korean.tokenize_corpus(SENTENCES, "whitespace", cache_name="d", progress=False) == [
+        s.split() for s in SENTENCES
+    ]
     assert json.loads(path.read_text(encoding="utf-8"))["tokens"] == [s.split() for s in SENTENCES]
 
 

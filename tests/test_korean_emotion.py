@@ -1,5 +1,6 @@
-"""Notebook 06's helpers (korean_emotion, soft_labels): soft labels from rater-weighted votes, the fold splitter, the two-stage combiner,
-the losses and the ``python -m helpers.cli.train_text`` entry point."""
+"""Notebook 06's helpers (korean_emotion, soft_labels): soft labels from rater-weighted votes, the fold splitter,
+the two-stage combiner, the losses and the ``python -m helpers.cli.train_text`` entry point."""
+
 import json
 import subprocess
 import sys
@@ -10,17 +11,27 @@ import pytest
 import torch
 from torch import nn
 
-from helpers.text import korean_emotion as ke
 from helpers.multimodal import kemdy20
+from helpers.text import korean_emotion as ke
 from helpers.text import soft_labels as sl
 
 # --------------------------------------------------------------------------- soft labels
 
 HAND = pd.DataFrame(
-    [("u1", "A", "happy"), ("u1", "B", "happy"), ("u1", "C", "sad"),
-     ("u2", "A", "sad"), ("u2", "B", "sad"), ("u2", "C", "sad"),
-     ("u3", "A", "angry"), ("u3", "B", "happy"), ("u3", "C", "angry"),
-     ("u4", "A", "happy"), ("u4", "B", "sad"), ("u4", "C", "angry")],
+    [
+        ("u1", "A", "happy"),
+        ("u1", "B", "happy"),
+        ("u1", "C", "sad"),
+        ("u2", "A", "sad"),
+        ("u2", "B", "sad"),
+        ("u2", "C", "sad"),
+        ("u3", "A", "angry"),
+        ("u3", "B", "happy"),
+        ("u3", "C", "angry"),
+        ("u4", "A", "happy"),
+        ("u4", "B", "sad"),
+        ("u4", "C", "angry"),
+    ],
     columns=["utterance", "rater", "label"],
 )
 
@@ -66,7 +77,9 @@ def test_multi_label_votes_are_split_into_shares():
     wide = pd.DataFrame({"utterance": ["x", "y"], "E1": ["happy;neutral", "sad"], "E2": ["happy", None]})
     votes = sl.votes_from_wide(wide, ["E1", "E2"])
     assert votes["share"].tolist() == [0.5, 0.5, 1.0, 1.0]
-    assert sl.rater_agreement(votes).to_dict() == pytest.approx({"E1": 0.75, "E2": 1.0})  # x: majority happy; E1 gave it half
+    assert sl.rater_agreement(votes).to_dict() == pytest.approx(
+        {"E1": 0.75, "E2": 1.0}
+    )  # x: majority happy; E1 gave it half
     with pytest.raises(ValueError, match="typos"):
         sl.weighted_label_distribution(votes, labels=["happy", "sad"])
 
@@ -80,7 +93,8 @@ def test_kemdy20_loader_reads_the_annotation_format(tmp_path):
         ",start,end,,Emotion,Valence,Arousal,Emotion,Valence,Arousal,Emotion,Valence,Arousal,Emotion,Valence,Arousal\n"
         "1,0.1,2.0,Sess01_script01_User001F_001,neutral,3,3,neutral,3,3,neutral,3,3,happy,4,3\n"
         "2,2.1,4.0,Sess01_script01_User002M_001,disqust,2,4,disqust,2,4,angry;disqust,2,4,Disgust,2,4\n",
-        encoding="utf-8")
+        encoding="utf-8",
+    )
     (folder / "wav" / "Session01" / "Sess01_script01_User001F_001.txt").write_bytes("안녕하세요.\n".encode("cp949"))
     votes, utterances = kemdy20.load_kemdy20_votes(folder)
     assert set(votes["label"]) == {"neutral", "happy", "angry", "disgust"}  # typo fixed, case folded
@@ -168,10 +182,14 @@ def test_soft_target_loss_equals_cross_entropy_for_one_hot_targets():
     g = torch.Generator().manual_seed(0)
     logits, y = torch.randn(16, 7, generator=g), torch.randint(0, 7, (16,), generator=g)
     one_hot = torch.nn.functional.one_hot(y, 7).float()
-    assert sl.soft_cross_entropy(logits, one_hot).item() == pytest.approx(nn.CrossEntropyLoss()(logits, y).item(), rel=1e-6)
+    assert sl.soft_cross_entropy(logits, one_hot).item() == pytest.approx(
+        nn.CrossEntropyLoss()(logits, y).item(), rel=1e-6
+    )
     assert sl.soft_cross_entropy(logits, y).item() == pytest.approx(nn.CrossEntropyLoss()(logits, y).item(), rel=1e-6)
     w = ke.class_weights(y.numpy(), 7) if len(set(y.tolist())) == 7 else torch.rand(7, generator=g) + 0.5
-    assert sl.SoftTargetLoss(w)(logits, one_hot).item() == pytest.approx(nn.CrossEntropyLoss(weight=w)(logits, y).item(), rel=1e-6)
+    assert sl.SoftTargetLoss(w)(logits, one_hot).item() == pytest.approx(
+        nn.CrossEntropyLoss(weight=w)(logits, y).item(), rel=1e-6
+    )
     assert ke.FocalLoss(gamma=0.0)(logits, y).item() == pytest.approx(nn.CrossEntropyLoss()(logits, y).item(), rel=1e-6)
     assert ke.FocalLoss(gamma=2.0)(logits, y).item() < nn.CrossEntropyLoss()(logits, y).item()
     soft = torch.softmax(torch.randn(16, 7, generator=g), -1)  # soft targets: CE = H(t) + KL(t || p) ≥ H(t)
@@ -203,8 +221,18 @@ def test_tiny_roberta_fold_runs_in_process(tmp_path, ko_frame):
     from helpers.text.subword import train_subword_tokenizer
 
     tok = train_subword_tokenizer(ko_frame["text"].iloc[::50].tolist(), "wordpiece", vocab_size=300)
-    cfg = ke.FoldConfig(model="roberta", init="random", loss="weighted", fold=0, n_folds=3, limit=120, epochs=1,
-                        hidden=32, layers=1, heads=2)
+    cfg = ke.FoldConfig(
+        model="roberta",
+        init="random",
+        loss="weighted",
+        fold=0,
+        n_folds=3,
+        limit=120,
+        epochs=1,
+        hidden=32,
+        layers=1,
+        heads=2,
+    )
     result = ke.run_fold(cfg, frame=ko_frame, tokenizer=tok, progress=False)
     assert result["sizes"] == {"train": 120, "validation": 40, "test": 40}
     assert result["test_probs"].shape == (40, 7) and np.allclose(result["test_probs"].sum(axis=1), 1.0, atol=1e-5)
@@ -214,8 +242,26 @@ def test_tiny_roberta_fold_runs_in_process(tmp_path, ko_frame):
 @pytest.mark.slow  # a fold trained in a subprocess: 23 s under load; make test only
 def test_cli_runs_one_fold_and_writes_metrics_json(tmp_path, ko_frame):
     out = tmp_path / "fold0.json"
-    cmd = [sys.executable, "-m", "helpers.cli.train_text", "--fold", "0", "--n-folds", "3", "--limit", "150",
-           "--model", "tfidf", "--scheme", "two-stage", "--out", str(out), "--no-progress", "--device", "cpu"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "helpers.cli.train_text",
+        "--fold",
+        "0",
+        "--n-folds",
+        "3",
+        "--limit",
+        "150",
+        "--model",
+        "tfidf",
+        "--scheme",
+        "two-stage",
+        "--out",
+        str(out),
+        "--no-progress",
+        "--device",
+        "cpu",
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     payload = json.loads(out.read_text())

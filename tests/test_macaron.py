@@ -1,18 +1,37 @@
-"""helpers.text.macaron: the conv-attention head's shapes and masking, the macaron layer order, learning, saving, bad configs."""
+"""helpers.text.macaron: the conv-attention head's shapes and masking, the macaron layer order, learning, saving,
+bad configs."""
+
 import json
 
 import pytest
 import torch
 
+from helpers.core.training import fit
 from helpers.text.macaron import (
-    AttentionPooling, ConvAttentionHead, MacaronClassifier, MacaronConfig, MacaronConfigError, layer_order,
-    lengths_to_mask, load_macaron, save_macaron,
+    AttentionPooling,
+    ConvAttentionHead,
+    MacaronClassifier,
+    MacaronConfig,
+    MacaronConfigError,
+    layer_order,
+    lengths_to_mask,
+    load_macaron,
+    save_macaron,
 )
 from helpers.text.pipeline import make_loader, pad_batch
-from helpers.core.training import fit
 
-TINY = dict(vocab_size=30, num_classes=3, pad_id=0, max_len=16, dim=16, depth=2, heads=2, conv_channels=8,
-            attn_dim=8, dropout=0.0)
+TINY = dict(
+    vocab_size=30,
+    num_classes=3,
+    pad_id=0,
+    max_len=16,
+    dim=16,
+    depth=2,
+    heads=2,
+    conv_channels=8,
+    attn_dim=8,
+    dropout=0.0,
+)
 
 
 def _tiny(**overrides) -> MacaronClassifier:
@@ -197,18 +216,21 @@ def test_load_gives_clear_errors(tmp_path):
 # --------------------------------------------------------------------------- bad configs
 
 
-@pytest.mark.parametrize("overrides, message", [
-    (dict(dim=30, heads=4), "divisible by heads"),
-    (dict(depth=0), "depth must be at least 1"),
-    (dict(kernel_size=4), "kernel_size must be odd"),
-    (dict(pad_id=30), "pad_id 30 is outside"),
-    (dict(num_classes=1), "num_classes must be at least 2"),
-    (dict(dropout=1.0), "dropout"),
-    (dict(ff_mult=0), "ff_mult"),
-    (dict(dim=16.0), "dim must be an int"),
-    (dict(macaron="yes"), "macaron must be True or False"),
-    (dict(max_len=0), "max_len must be at least 1"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (dict(dim=30, heads=4), "divisible by heads"),
+        (dict(depth=0), "depth must be at least 1"),
+        (dict(kernel_size=4), "kernel_size must be odd"),
+        (dict(pad_id=30), "pad_id 30 is outside"),
+        (dict(num_classes=1), "num_classes must be at least 2"),
+        (dict(dropout=1.0), "dropout"),
+        (dict(ff_mult=0), "ff_mult"),
+        (dict(dim=16.0), "dim must be an int"),
+        (dict(macaron="yes"), "macaron must be True or False"),
+        (dict(max_len=0), "max_len must be at least 1"),
+    ],
+)
 def test_bad_config_values_give_clear_errors(overrides, message):
     with pytest.raises(MacaronConfigError, match=message):
         MacaronConfig(**{**TINY, **overrides})

@@ -18,7 +18,9 @@ def test_matches_scikit_learn(seed):
     for avg in ("macro", "weighted"):
         p, r, f, _ = skm.precision_recall_fscore_support(y_true, y_pred, average=avg, zero_division=0)
         assert (ours[f"{avg}_precision"], ours[f"{avg}_recall"], ours[f"{avg}_f1"]) == pytest.approx((p, r, f))
-    np.testing.assert_array_equal(confusion_matrix(y_true, y_pred, k), skm.confusion_matrix(y_true, y_pred, labels=range(k)))
+    np.testing.assert_array_equal(
+        confusion_matrix(y_true, y_pred, k), skm.confusion_matrix(y_true, y_pred, labels=range(k))
+    )
 
 
 def test_class_never_predicted_and_class_absent():

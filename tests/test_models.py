@@ -1,12 +1,13 @@
 """helpers.text.lstm: packed vs unpacked final states, pooling, and the save/load round trip of a text classifier."""
+
 import json
 
 import pytest
 import torch
 
+from helpers.core.training import fit, predict_logits
 from helpers.text.lstm import LSTMClassifier, TextClassifier, load_text_classifier, save_text_classifier
 from helpers.text.pipeline import Vocab, basic_english, make_loader, pad_batch
-from helpers.core.training import fit, predict_logits
 
 LABELS = ["sad", "happy"]
 
@@ -84,8 +85,15 @@ def _trained_classifier(tmp_path):
     ids = [vocab.encode(basic_english(t)) for t in texts]
     model = LSTMClassifier(len(vocab), 2, embed_dim=16, hidden_dim=16, pad_id=vocab.pad_id, bidirectional=True)
     loader = make_loader(ids, labels, batch_size=4, pad_id=vocab.pad_id, shuffle=True, seed=0)
-    fit(model, loader, None, torch.optim.Adam(model.parameters(), lr=1e-2), epochs=5, device=torch.device("cpu"),
-        progress=False)
+    fit(
+        model,
+        loader,
+        None,
+        torch.optim.Adam(model.parameters(), lr=1e-2),
+        epochs=5,
+        device=torch.device("cpu"),
+        progress=False,
+    )
     return model, vocab, ids, labels
 
 
@@ -108,8 +116,10 @@ def test_save_load_gives_identical_predictions(tmp_path):
     assert loaded.predict([]) == []
     # the loaded model is the same function as the original on a whole loader
     loader = make_loader(ids, labels, batch_size=8, pad_id=vocab.pad_id, shuffle=False)
-    torch.testing.assert_close(torch.from_numpy(predict_logits(loaded.model, loader, torch.device("cpu"))[0]),
-                               torch.from_numpy(predict_logits(model, loader, torch.device("cpu"))[0]))
+    torch.testing.assert_close(
+        torch.from_numpy(predict_logits(loaded.model, loader, torch.device("cpu"))[0]),
+        torch.from_numpy(predict_logits(model, loader, torch.device("cpu"))[0]),
+    )
 
 
 def test_predict_rejects_non_text(tmp_path):

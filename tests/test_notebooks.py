@@ -5,6 +5,7 @@ each committed notebook once in the quick profile and compares the outputs of th
 ``nbval-check-output``; ``tests/nbval_lane.py`` then checks every run (no cell raised, results written with profile
 quick and finite headline metrics, plots shown, ``results/`` untouched) and that notebook 01 gives the same numbers
 twice."""
+
 import nbformat
 import pytest
 
@@ -25,7 +26,9 @@ def test_notebook_structure(path):
     assert len(params) == 1, "exactly one cell tagged 'parameters'"
     assert 'profile = "auto"' in params[0].source and "seed =" in params[0].source
     first = nb.cells[0].source
-    assert nb.cells[0].cell_type == "markdown" and "colab-badge" in first and "| # |" in first, "title, badge, goals table"
+    assert nb.cells[0].cell_type == "markdown" and "colab-badge" in first and "| # |" in first, (
+        "title, badge, goals table"
+    )
     assert any(c.cell_type == "markdown" and "Exercises" in c.source for c in nb.cells[-3:]), "exercises at the end"
     assert any("record_results(" in c.source for c in nb.cells if c.cell_type == "code")
     assert any("nbval-check-output" in c.metadata.get("tags", []) for c in nb.cells), "at least one nbval-checked cell"
@@ -36,9 +39,13 @@ def test_published_notebook_carries_its_full_run(path):
     """The committed notebook shows the outputs of a full run: results, and the plots it draws."""
     nb = nbformat.read(path, as_version=4)
     code = [c for c in nb.cells if c.cell_type == "code"]
-    assert nb.metadata.get("course", {}).get("profile") == "full", "publish with: python -m helpers.core.run --profile full --publish"
+    assert nb.metadata.get("course", {}).get("profile") == "full", (
+        "publish with: python -m helpers.core.run --profile full --publish"
+    )
     assert not any(o.get("output_type") == "error" for c in code for o in c.outputs)
     draws = any("plt." in c.source or "plot_" in c.source for c in code)
-    images = sum(any(kind.startswith("image/") for kind in o.get("data", {})) for c in code for o in c.outputs)  # png or jpeg
+    images = sum(
+        any(kind.startswith("image/") for kind in o.get("data", {})) for c in code for o in c.outputs
+    )  # png or jpeg
     assert images or not draws, "the notebook draws plots but its outputs hold none"
     assert (path.parent.parent / "results" / f"{path.stem}.json").exists()

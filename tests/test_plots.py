@@ -1,4 +1,5 @@
 """Hangul in plots: use_korean_font finds a font with Hangul, and warns once when there is none."""
+
 from __future__ import annotations
 
 import warnings

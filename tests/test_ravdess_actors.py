@@ -1,5 +1,6 @@
 """RAVDESS: the course's folds use actors 01-20 everywhere; a full 24-actor download (Colab) gives the same frame,
 says so in one line, and keeps actors 21-24 reachable as an extra speaker-independent check."""
+
 import itertools
 import warnings
 

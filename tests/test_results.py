@@ -8,8 +8,13 @@ from helpers.core import results
 
 def test_record_results_writes_expected_json(tmp_path, monkeypatch):
     monkeypatch.setenv(results.RESULTS_ENV, str(tmp_path))
-    path = results.record_results("02_demo", {"test_accuracy": 0.91234567, "test_macro_f1": 0.88}, profile="full",
-                                  headline=("test_accuracy",), notes="demo")
+    path = results.record_results(
+        "02_demo",
+        {"test_accuracy": 0.91234567, "test_macro_f1": 0.88},
+        profile="full",
+        headline=("test_accuracy",),
+        notes="demo",
+    )
     payload = json.loads(path.read_text())
     assert path == tmp_path / "02_demo.json"
     assert payload["metrics"] == {"test_accuracy": 0.912346, "test_macro_f1": 0.88}
@@ -18,12 +23,15 @@ def test_record_results_writes_expected_json(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["02_demo.json"]
 
 
-@pytest.mark.parametrize("metrics, profile, message", [
-    ({"Test Accuracy": 0.9}, "full", "snake_case"),
-    ({"test_accuracy": math.nan}, "full", "finite"),
-    ({}, "full", "no metrics"),
-    ({"test_accuracy": 0.9}, "fast", "profile"),
-])
+@pytest.mark.parametrize(
+    "metrics, profile, message",
+    [
+        ({"Test Accuracy": 0.9}, "full", "snake_case"),
+        ({"test_accuracy": math.nan}, "full", "finite"),
+        ({}, "full", "no metrics"),
+        ({"test_accuracy": 0.9}, "fast", "profile"),
+    ],
+)
 def test_record_results_rejects_bad_input(tmp_path, monkeypatch, metrics, profile, message):
     monkeypatch.setenv(results.RESULTS_ENV, str(tmp_path))
     with pytest.raises(ValueError, match=message):

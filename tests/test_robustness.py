@@ -6,6 +6,7 @@ that says what is wrong. "Clear" is checked mechanically: the innermost tracebac
 so no error escapes from deep inside pandas, pathlib, gzip, torch or transformers. Failures leave nothing
 half-written on disk, checkpoints are read without running code, and archives cannot write outside their folder.
 """
+
 from __future__ import annotations
 
 import json
@@ -25,12 +26,16 @@ import soundfile as sf
 import torch
 
 import helpers
-from helpers.cli import evaluate
-from helpers.audio.features import AudioError, RejectedClipsWarning, extract_features, load_audio
 from helpers.audio.cnn import SpeechCNN, load_speech_cnn, save_speech_cnn
+from helpers.audio.features import AudioError, RejectedClipsWarning, extract_features, load_audio
+from helpers.cli import evaluate
 from helpers.core.data import DataNotFoundError, load_emotion_en, load_nsmc, load_ravdess, stratified_split
 from helpers.core.download import (
-    ChecksumError, UnsafeArchiveError, atomic_folder, atomic_write_bytes, safe_extract_zip,
+    ChecksumError,
+    UnsafeArchiveError,
+    atomic_folder,
+    atomic_write_bytes,
+    safe_extract_zip,
 )
 from helpers.core.metrics import classification_metrics
 from helpers.text.lstm import LSTMClassifier, TextClassifier, load_text_classifier, save_text_classifier
@@ -86,8 +91,16 @@ def tiny_bert():
 
     tokenizer = AutoTokenizer.from_pretrained(str(offline_model_dir()))
     torch.manual_seed(0)
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                        intermediate_size=32, num_labels=2, id2label={0: "sad", 1: "happy"}, label2id={"sad": 0, "happy": 1})
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        num_labels=2,
+        id2label={0: "sad", 1: "happy"},
+        label2id={"sad": 0, "happy": 1},
+    )
     return BertForSequenceClassification(config).eval(), tokenizer
 
 
@@ -106,8 +119,17 @@ def text_entry_points(vocab, lstm_classifier, tiny_bert):
     return points
 
 
-TEXT_ENTRY_POINTS = ["basic_english", "whitespace", "encode_texts", "lstm.predict", "transformer.predict",
-                     "ko-whitespace", "ko-okt", "ko-mecab", "ko-kiwi"]
+TEXT_ENTRY_POINTS = [
+    "basic_english",
+    "whitespace",
+    "encode_texts",
+    "lstm.predict",
+    "transformer.predict",
+    "ko-whitespace",
+    "ko-okt",
+    "ko-mecab",
+    "ko-kiwi",
+]
 
 
 def _expected_text_error(entry: str, kind: str):
@@ -136,7 +158,9 @@ def test_text_entry_points(text_entry_points, vocab, entry, kind):
             assert ids == [vocab.unk_id]
     elif entry.endswith("predict"):  # one prediction per text, probabilities that sum to one
         (prediction,) = result
-        assert prediction["label"] in ("sad", "happy") and math.isclose(sum(prediction["probs"].values()), 1, rel_tol=1e-5)
+        assert prediction["label"] in ("sad", "happy") and math.isclose(
+            sum(prediction["probs"].values()), 1, rel_tol=1e-5
+        )
         if entry == "transformer.predict" and kind == "100k-chars":
             assert any("truncated" in str(w.message) for w in caught), "a cut text must be reported"
     else:  # tokenisers: a list of non-empty str tokens
@@ -223,9 +247,13 @@ def test_extract_features_leaves_bad_clips_out(clips, kind, isolated_cache):
 
 def test_extract_features_with_nothing_usable(clips):
     frame = pd.DataFrame({"filepath": [str(clips / "cut.flac"), np.nan]})
-    error = clear_error(lambda: extract_features(frame, use_cache=False, progress=False), AudioError, "no clip could be used")
+    error = clear_error(
+        lambda: extract_features(frame, use_cache=False, progress=False), AudioError, "no clip could be used"
+    )
     assert "cut.flac" in str(error)
-    clear_error(lambda: extract_features(pd.DataFrame({"path": ["a.wav"]}), use_cache=False), KeyError, "no column 'filepath'")
+    clear_error(
+        lambda: extract_features(pd.DataFrame({"path": ["a.wav"]}), use_cache=False), KeyError, "no column 'filepath'"
+    )
     clear_error(lambda: extract_features(pd.DataFrame({"filepath": []}), use_cache=False), ValueError, "holds no clips")
 
 
@@ -235,8 +263,8 @@ def test_extract_features_with_nothing_usable(clips):
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory, vocab, lstm_classifier, tiny_bert) -> dict[str, Path]:
     """One saved folder of every kind, and folders that are not models."""
-    from helpers.text.subword import save_tokenizer
     from helpers.text.hf_finetune import save_classifier
+    from helpers.text.subword import save_tokenizer
 
     root = tmp_path_factory.mktemp("models")
     torch.manual_seed(0)
@@ -252,7 +280,9 @@ def folders(tmp_path_factory, vocab, lstm_classifier, tiny_bert) -> dict[str, Pa
     return {
         "lstm": lstm_classifier.save(root / "lstm"),
         "transformer": save_classifier(*tiny_bert, root, "bert"),
-        "speech-cnn": save_speech_cnn(cnn, root / "cnn", {"labels": ["calm", "angry"], "features": features, "n_frames": 16}),
+        "speech-cnn": save_speech_cnn(
+            cnn, root / "cnn", {"labels": ["calm", "angry"], "features": features, "n_frames": 16}
+        ),
         "wav2vec2": wav2vec2,
         "tokenizer": save_tokenizer(tiny_bert[1], root / "tokenizer"),
         "other-task": other,
@@ -264,10 +294,20 @@ def folders(tmp_path_factory, vocab, lstm_classifier, tiny_bert) -> dict[str, Pa
 def _tiny_wav2vec2(folder: Path) -> Path:
     from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2ForSequenceClassification
 
-    config = Wav2Vec2Config(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
-                            conv_dim=(8, 8), conv_stride=(5, 4), conv_kernel=(10, 8), num_conv_pos_embeddings=8,
-                            num_conv_pos_embedding_groups=2, num_labels=2, id2label={0: "calm", 1: "angry"},
-                            label2id={"calm": 0, "angry": 1})
+    config = Wav2Vec2Config(
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        conv_dim=(8, 8),
+        conv_stride=(5, 4),
+        conv_kernel=(10, 8),
+        num_conv_pos_embeddings=8,
+        num_conv_pos_embedding_groups=2,
+        num_labels=2,
+        id2label={0: "calm", 1: "angry"},
+        label2id={"calm": 0, "angry": 1},
+    )
     Wav2Vec2ForSequenceClassification(config).save_pretrained(folder)
     Wav2Vec2FeatureExtractor(sampling_rate=SR).save_pretrained(folder)
     return folder
@@ -294,8 +334,10 @@ LOADERS = {  # name: (loader, the kind of folder it reads)
 }
 
 
-@pytest.mark.parametrize("folder_kind", ["lstm", "transformer", "speech-cnn", "wav2vec2", "tokenizer", "other-task",
-                                         "garbage-config", "missing"])
+@pytest.mark.parametrize(
+    "folder_kind",
+    ["lstm", "transformer", "speech-cnn", "wav2vec2", "tokenizer", "other-task", "garbage-config", "missing"],
+)
 @pytest.mark.parametrize("loader_name", list(LOADERS))
 def test_loaders_refuse_folders_of_another_kind(folders, loader_name, folder_kind):
     loader, reads = LOADERS[loader_name]
@@ -309,16 +351,24 @@ def test_loaders_refuse_folders_of_another_kind(folders, loader_name, folder_kin
         assert loaded.name == "offline-minilm" and loaded.reason
         return
     error = clear_error(lambda: loader(folders[folder_kind]), (ValueError, FileNotFoundError, KeyError), r".")
-    assert str(folders[folder_kind]) in str(error) or folder_kind == "other-task", f"the message should name the folder: {error}"
+    assert str(folders[folder_kind]) in str(error) or folder_kind == "other-task", (
+        f"the message should name the folder: {error}"
+    )
 
 
 def test_save_with_bad_arguments_writes_nothing(tmp_path, vocab, lstm_classifier, tiny_bert):
     from helpers.text.hf_finetune import save_classifier
 
-    clear_error(lambda: save_text_classifier(tmp_path / "a", lstm_classifier.model, vocab, {}, ["only-one"], "basic_english"),
-                ValueError, "1 label names")
-    clear_error(lambda: save_text_classifier(tmp_path / "b", lstm_classifier.model, vocab, {}, ["x", "y"], "no-such-tokenizer"),
-                ValueError, "registered tokeniser")
+    clear_error(
+        lambda: save_text_classifier(tmp_path / "a", lstm_classifier.model, vocab, {}, ["only-one"], "basic_english"),
+        ValueError,
+        "1 label names",
+    )
+    clear_error(
+        lambda: save_text_classifier(tmp_path / "b", lstm_classifier.model, vocab, {}, ["x", "y"], "no-such-tokenizer"),
+        ValueError,
+        "registered tokeniser",
+    )
     clear_error(lambda: save_speech_cnn(lstm_classifier.model, tmp_path / "c"), TypeError, "saves a SpeechCNN")
     cnn = SpeechCNN(num_classes=2, widths=(4,))
     with pytest.raises(TypeError, match="not JSON serializable"):
@@ -385,17 +435,22 @@ def test_transformers_folders_never_run_code(folders, tmp_path):
     _hostile_pickle(pickled / "pytorch_model.bin", marker)
     remote = shutil.copytree(folders["transformer"], tmp_path / "remote")
     config = json.loads((remote / "config.json").read_text())
-    config.update(model_type="hostile", architectures=["HostileForSequenceClassification"],
-                  auto_map={"AutoConfig": "modeling_hostile.HostileConfig",
-                            "AutoModelForSequenceClassification": "modeling_hostile.HostileModel"})
+    config.update(
+        model_type="hostile",
+        architectures=["HostileForSequenceClassification"],
+        auto_map={
+            "AutoConfig": "modeling_hostile.HostileConfig",
+            "AutoModelForSequenceClassification": "modeling_hostile.HostileModel",
+        },
+    )
     (remote / "config.json").write_text(json.dumps(config))
     (remote / "modeling_hostile.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
     truncated = shutil.copytree(folders["transformer"], tmp_path / "truncated")
     weights = truncated / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:1000])
     for folder in (pickled, remote, truncated):
-        clear_error(lambda: load_saved_classifier(folder), ValueError, "cannot be loaded")
-        clear_error(lambda: evaluate.load_model(folder), evaluate.EvaluationError, "cannot be loaded")
+        clear_error(lambda folder=folder: load_saved_classifier(folder), ValueError, "cannot be loaded")
+        clear_error(lambda folder=folder: evaluate.load_model(folder), evaluate.EvaluationError, "cannot be loaded")
     assert not marker.exists()
 
 
@@ -413,7 +468,9 @@ def test_the_source_never_unpickles_freely_nor_trusts_remote_code():
 # --------------------------------------------------------------------------- archives
 
 
-@pytest.mark.parametrize("member", ["../escaped.txt", "/tmp/escaped-absolute.txt", "a/../../escaped.txt", "a/b/../../../escaped.txt"])
+@pytest.mark.parametrize(
+    "member", ["../escaped.txt", "/tmp/escaped-absolute.txt", "a/../../escaped.txt", "a/b/../../../escaped.txt"]
+)
 def test_archive_members_cannot_leave_the_target(tmp_path, member):
     archive = tmp_path / "evil.zip"
     with zipfile.ZipFile(archive, "w") as zf:
@@ -459,24 +516,69 @@ def _flac() -> bytes:
 NSMC_HEADER = "id\tdocument\tlabel\n"
 BAD_MIRRORS = {  # name: (files, loader, error, message)
     "empty": ({}, load_emotion_en, DataNotFoundError, "was not found"),
-    "wrong-version": ({f"emotion_en/{s}.csv": b"text,label\nhi,1\n" for s in ("train", "validation", "test")},
-                      load_emotion_en, ChecksumError, "expected"),
-    "cp949-text": ({f"nsmc/ratings_{s}.txt": (NSMC_HEADER + "1\t영화 좋아\t1\n").encode("cp949") for s in ("train", "test")},
-                   load_nsmc, ValueError, "not UTF-8"),
-    "truncated-gzip": ({f"nsmc/ratings_{s}.txt.gz": b"\x1f\x8b\x08\x00" + b"\x00" * 20 for s in ("train", "test")},
-                       load_nsmc, ValueError, "damaged or truncated"),
-    "wrong-columns": ({f"nsmc/ratings_{s}.txt": b"a\tb\n1\t2\n" for s in ("train", "test")},
-                      load_nsmc, ValueError, "columns id, document, label"),
-    "nan-labels": ({f"nsmc/ratings_{s}.txt": (NSMC_HEADER + "1\tgood\t\n2\tbad\tNaN\n").encode() for s in ("train", "test")},
-                   load_nsmc, ValueError, r"labels must be 0 or 1; data rows \[1, 2\]"),
-    "unknown-emotions": ({"ravdess_speech_16k/audio/Actor_01/03-01-01-01-01-01-01.flac": _flac(),
-                          "ravdess_speech_16k/metadata.csv": b"path,emotion\naudio/Actor_01/03-01-01-01-01-01-01.flac,bored\n"},
-                         load_ravdess, ValueError, "'bored'"),
-    "empty-metadata": ({"ravdess_speech_16k/audio/Actor_01/03-01-01-01-01-01-01.flac": _flac(),
-                        "ravdess_speech_16k/metadata.csv": b""}, load_ravdess, ValueError, "not a readable CSV"),
-    "metadata-columns": ({"ravdess_speech_16k/audio/Actor_01/03-01-01-01-01-01-01.flac": _flac(),
-                          "ravdess_speech_16k/metadata.csv": b"file,label\nx,y\n"}, load_ravdess, ValueError, "lacks the column"),
-    "no-ravdess-names": ({"ravdess_speech/audio/Actor_01/notes.wav": b"x"}, load_ravdess, DataNotFoundError, "no RAVDESS speech clips"),
+    "wrong-version": (
+        {f"emotion_en/{s}.csv": b"text,label\nhi,1\n" for s in ("train", "validation", "test")},
+        load_emotion_en,
+        ChecksumError,
+        "expected",
+    ),
+    "cp949-text": (
+        {f"nsmc/ratings_{s}.txt": (NSMC_HEADER + "1\t영화 좋아\t1\n").encode("cp949") for s in ("train", "test")},
+        load_nsmc,
+        ValueError,
+        "not UTF-8",
+    ),
+    "truncated-gzip": (
+        {f"nsmc/ratings_{s}.txt.gz": b"\x1f\x8b\x08\x00" + b"\x00" * 20 for s in ("train", "test")},
+        load_nsmc,
+        ValueError,
+        "damaged or truncated",
+    ),
+    "wrong-columns": (
+        {f"nsmc/ratings_{s}.txt": b"a\tb\n1\t2\n" for s in ("train", "test")},
+        load_nsmc,
+        ValueError,
+        "columns id, document, label",
+    ),
+    "nan-labels": (
+        {f"nsmc/ratings_{s}.txt": (NSMC_HEADER + "1\tgood\t\n2\tbad\tNaN\n").encode() for s in ("train", "test")},
+        load_nsmc,
+        ValueError,
+        r"labels must be 0 or 1; data rows \[1, 2\]",
+    ),
+    "unknown-emotions": (
+        {
+            "ravdess_speech_16k/audio/Actor_01/03-01-01-01-01-01-01.flac": _flac(),
+            "ravdess_speech_16k/metadata.csv": b"path,emotion\naudio/Actor_01/03-01-01-01-01-01-01.flac,bored\n",
+        },
+        load_ravdess,
+        ValueError,
+        "'bored'",
+    ),
+    "empty-metadata": (
+        {
+            "ravdess_speech_16k/audio/Actor_01/03-01-01-01-01-01-01.flac": _flac(),
+            "ravdess_speech_16k/metadata.csv": b"",
+        },
+        load_ravdess,
+        ValueError,
+        "not a readable CSV",
+    ),
+    "metadata-columns": (
+        {
+            "ravdess_speech_16k/audio/Actor_01/03-01-01-01-01-01-01.flac": _flac(),
+            "ravdess_speech_16k/metadata.csv": b"file,label\nx,y\n",
+        },
+        load_ravdess,
+        ValueError,
+        "lacks the column",
+    ),
+    "no-ravdess-names": (
+        {"ravdess_speech/audio/Actor_01/notes.wav": b"x"},
+        load_ravdess,
+        DataNotFoundError,
+        "no RAVDESS speech clips",
+    ),
 }
 
 
@@ -515,8 +617,17 @@ def lstm_folder(tmp_path, lstm_classifier):
 
 
 def test_evaluate_cli_with_every_bad_text_row(lstm_folder, tmp_path, capsys):
-    rows = [("so happy today", "happy"), ("", "happy"), (" \t ", "sad"), ('"' + TEXTS["100k-chars"] + '"', "happy"),
-            (TEXTS["emoji"], "happy"), ("i feel sad", ""), ("i feel sad", "NaN"), ("i feel sad", "bored"), ("lonely",)]
+    rows = [
+        ("so happy today", "happy"),
+        ("", "happy"),
+        (" \t ", "sad"),
+        ('"' + TEXTS["100k-chars"] + '"', "happy"),
+        (TEXTS["emoji"], "happy"),
+        ("i feel sad", ""),
+        ("i feel sad", "NaN"),
+        ("i feel sad", "bored"),
+        ("lonely",),
+    ]
     data = tmp_path / "d.csv"
     data.write_text("text,label\n" + "".join(",".join(r) + "\n" for r in rows), encoding="utf-8")
     assert evaluate.main(["--model", str(lstm_folder), "--data", str(data), "--out", str(tmp_path / "r.json")]) == 0
@@ -556,8 +667,13 @@ def test_evaluate_cli_errors_leave_no_report(lstm_folder, folders, tmp_path, cap
     assert code == 2
     message = capsys.readouterr().err
     assert message.startswith("error: ") and "Traceback" not in message
-    assert {"cp949-file": "not UTF-8", "missing-model": "no saved model folder", "other-task": "does not know",
-            "missing-data": "no data at", "read-only-out": "cannot write the report"}[case] in message
+    assert {
+        "cp949-file": "not UTF-8",
+        "missing-model": "no saved model folder",
+        "other-task": "does not know",
+        "missing-data": "no data at",
+        "read-only-out": "cannot write the report",
+    }[case] in message
     assert not out.exists() and not (out.parent.exists() and any(out.parent.iterdir()))
 
 
@@ -574,8 +690,11 @@ def test_evaluate_cli_with_every_bad_clip(folders, clips, tmp_path, kind, capsys
     data = tmp_path / "data"
     data.mkdir()
     (data / "clips").symlink_to(clips)  # paths in metadata.csv are relative to the data folder
-    (data / "metadata.csv").write_text(f"path,emotion\nclips/good.wav,calm\n{'clips/' + name if name else ''},{emotion}\n"
-                                       f"{clips / 'good.wav'},calm\n../clips/good.wav,calm\n", encoding="utf-8")
+    (data / "metadata.csv").write_text(
+        f"path,emotion\nclips/good.wav,calm\n{'clips/' + name if name else ''},{emotion}\n"
+        f"{clips / 'good.wav'},calm\n../clips/good.wav,calm\n",
+        encoding="utf-8",
+    )
     assert evaluate.main(["--model", str(folders["speech-cnn"]), "--data", str(data)]) == 0
     report = json.loads((data / "evaluation.json").read_text())
     leaving = [p for p in report["problems"] if p["row"] in (4, 5)]  # an absolute path and '..': refused
@@ -617,21 +736,27 @@ assert "helpers.text.korean" not in sys.modules
 tokens = get_tokenizer("ko-whitespace")("영화가 정말 좋아요")
 vocab = Vocab.build([tokens])
 model = LSTMClassifier(len(vocab), 2, embed_dim=4, hidden_dim=4, pad_id=vocab.pad_id)
-save_text_classifier({str(tmp_path / 'ko')!r}, model, vocab, {{}}, ["neg", "pos"], "ko-mecab")
+save_text_classifier({str(tmp_path / "ko")!r}, model, vocab, {{}}, ["neg", "pos"], "ko-mecab")
 """
     subprocess.run([sys.executable, "-c", script], check=True, cwd=tmp_path, env={**os.environ, "OMP_NUM_THREADS": "1"})
     check = f"""
 import sys
 from helpers.text.lstm import load_text_classifier
 assert "helpers.text.korean" not in sys.modules
-print(load_text_classifier({str(tmp_path / 'ko')!r}).predict("영화가 좋아요")[0]["label"])
+print(load_text_classifier({str(tmp_path / "ko")!r}).predict("영화가 좋아요")[0]["label"])
 """
-    out = subprocess.run([sys.executable, "-c", check], check=True, cwd=tmp_path, capture_output=True, text=True,
-                         env={**os.environ, "OMP_NUM_THREADS": "1"})
+    out = subprocess.run(
+        [sys.executable, "-c", check],
+        check=True,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     assert out.stdout.strip() in ("neg", "pos")
 
 
-# --------------------------------------------------------------------------- issue 12: outputs never overwrite a user's files
+# ---------------------------------------------------------------- issue 12: outputs never overwrite a user's files
 
 
 def test_output_folder_checks(tmp_path):
@@ -706,8 +831,11 @@ def test_train_text_refuses_a_foreign_output_before_any_work(tmp_path, capsys):
     (out / "model").mkdir(parents=True)
     (out / "model" / "keep.txt").write_text("mine")
     (out / "metrics.json").write_text("my numbers")
-    code, line = _cli("helpers.cli.train_text", ["lstm", "--data", str(data), "--output", str(out), "--epochs", "1",
-                                                   "--no-progress"], capsys)
+    code, line = _cli(
+        "helpers.cli.train_text",
+        ["lstm", "--data", str(data), "--output", str(out), "--epochs", "1", "--no-progress"],
+        capsys,
+    )
     assert code == 2 and "--output" in line
     assert (out / "metrics.json").read_text() == "my numbers" and (out / "model" / "keep.txt").is_file()
     assert sorted(p.name for p in out.iterdir()) == ["metrics.json", "model"]  # no train.log, no lock left behind
@@ -737,12 +865,19 @@ def test_audio_headers_are_checked_before_decoding(tmp_path):
     clear_error(lambda: load_audio(nan), AudioError, "nan.wav: 1 samples are NaN or infinite")
 
 
-@pytest.mark.parametrize("key,value,message", [
-    ("n_frames", 10**9, "n_frames must be between"), ("n_frames", "32", "n_frames must be an integer"),
-    ("n_frames", -3, "n_frames must be between"), ("features.n_fft", float("nan"), "n_fft must be"),
-    ("features.sr", 1, "sr must be between"), ("features", [1, 2], "features must be a JSON object"),
-    ("model.num_classes", 100_000, "num_classes must be between"), ("labels", ["calm", "Calm"], "must differ"),
-])
+@pytest.mark.parametrize(
+    "key,value,message",
+    [
+        ("n_frames", 10**9, "n_frames must be between"),
+        ("n_frames", "32", "n_frames must be an integer"),
+        ("n_frames", -3, "n_frames must be between"),
+        ("features.n_fft", float("nan"), "n_fft must be"),
+        ("features.sr", 1, "sr must be between"),
+        ("features", [1, 2], "features must be a JSON object"),
+        ("model.num_classes", 100_000, "num_classes must be between"),
+        ("labels", ["calm", "Calm"], "must differ"),
+    ],
+)
 def test_model_config_values_are_range_checked(folders, tmp_path, key, value, message):
     import shutil
 
@@ -757,10 +892,15 @@ def test_model_config_values_are_range_checked(folders, tmp_path, key, value, me
     clear_error(lambda: evaluate.load_model(folder), evaluate.EvaluationError, message)
 
 
-@pytest.mark.parametrize("labels,message", [
-    (["joy", "sad", "99999"], "mixes label ids"), (["0", "1", "99999"], "caps classes at 1,000"),
-    (["0", "1", "5"], "never occur"), (["joy", "Joy", "sad"], "differ only in case"),
-])
+@pytest.mark.parametrize(
+    "labels,message",
+    [
+        (["joy", "sad", "99999"], "mixes label ids"),
+        (["0", "1", "99999"], "caps classes at 1,000"),
+        (["0", "1", "5"], "never occur"),
+        (["joy", "Joy", "sad"], "differ only in case"),
+    ],
+)
 def test_training_labels_are_checked(tmp_path, labels, message):
     from helpers.cli.train_text import load_text_splits
 
@@ -768,7 +908,6 @@ def test_training_labels_are_checked(tmp_path, labels, message):
 
 
 def test_known_data_set_counts_and_metadata_paths(tmp_path, monkeypatch):
-    import shutil
 
     from helpers.core.data import DataCountWarning
 
@@ -780,7 +919,9 @@ def test_known_data_set_counts_and_metadata_paths(tmp_path, monkeypatch):
     (folder / "audio").symlink_to(mirror / "audio")
     meta = pd.read_csv(mirror / "metadata.csv", dtype=str)
     meta.iloc[:1000].to_csv(folder / "metadata.csv", index=False)
-    with pytest.warns(DataCountWarning, match=r"1,000 clips, expected 1,200.*actor 17: 40, actor 18: 0, actor 19: 0, actor 20: 0"):
+    with pytest.warns(
+        DataCountWarning, match=r"1,000 clips, expected 1,200.*actor 17: 40, actor 18: 0, actor 19: 0, actor 20: 0"
+    ):
         assert len(load_ravdess(folder)) == 1000
     meta.loc[3, "path"] = "../../etc/passwd"
     meta.to_csv(folder / "metadata.csv", index=False)
@@ -801,16 +942,22 @@ def test_evaluate_streams_large_files_in_chunks(lstm_folder, tmp_path):
 # --------------------------------------------------------------------------- issue 12: one line for every mistake
 
 
-@pytest.mark.parametrize("argv,message", [
-    (["fold", "--fold", "0", "--n-folds", "1"], "--n-folds must be between 2"),
-    (["fold", "--fold", "0", "--epochs", "0"], "--epochs must be between 1"),
-    (["fold", "--fold", "0", "--tokenizer", "/no/such/tokenizer"], "--tokenizer /no/such/tokenizer: no such folder"),
-    (["fold", "--fold", "0", "--threads", "-1"], "--threads must be between 1"),
-    (["fold", "--fold", "0", "--out", "/proc/self/x/fold.json"], "--out"),
-    (["lstm", "--epochs", "0", "--output", "{tmp}/o"], "epochs must be at least 1"),
-    (["lstm", "--threads", "-1", "--output", "{tmp}/o"], "--threads must be between 1"),
-    (["lstm", "--output", "/proc/self/no/such"], "cannot create --output"),
-])
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["fold", "--fold", "0", "--n-folds", "1"], "--n-folds must be between 2"),
+        (["fold", "--fold", "0", "--epochs", "0"], "--epochs must be between 1"),
+        (
+            ["fold", "--fold", "0", "--tokenizer", "/no/such/tokenizer"],
+            "--tokenizer /no/such/tokenizer: no such folder",
+        ),
+        (["fold", "--fold", "0", "--threads", "-1"], "--threads must be between 1"),
+        (["fold", "--fold", "0", "--out", "/proc/self/x/fold.json"], "--out"),
+        (["lstm", "--epochs", "0", "--output", "{tmp}/o"], "epochs must be at least 1"),
+        (["lstm", "--threads", "-1", "--output", "{tmp}/o"], "--threads must be between 1"),
+        (["lstm", "--output", "/proc/self/no/such"], "cannot create --output"),
+    ],
+)
 def test_train_text_mistakes_are_one_line(tmp_path, capsys, argv, message):
     argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
     code, line = _cli("helpers.cli.train_text", argv, capsys)
@@ -820,8 +967,10 @@ def test_train_text_mistakes_are_one_line(tmp_path, capsys, argv, message):
 def test_device_cuda_without_a_gpu_is_one_line(tmp_path, capsys):
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU: --device cuda is valid here")
-    for module, argv in (("helpers.cli.train_text", ["fold", "--fold", "0", "--device", "cuda"]),
-                         ("helpers.cli.train_audio", ["--fold", "0", "--device", "cuda", "--output", str(tmp_path / "o")])):
+    for module, argv in (
+        ("helpers.cli.train_text", ["fold", "--fold", "0", "--device", "cuda"]),
+        ("helpers.cli.train_audio", ["--fold", "0", "--device", "cuda", "--output", str(tmp_path / "o")]),
+    ):
         code, line = _cli(module, argv, capsys)
         assert code == 2 and "no usable CUDA GPU" in line
 
@@ -847,6 +996,9 @@ def test_evaluate_cli_mistakes_are_one_line(folders, tmp_path, capsys):
     (folder / "config.json").write_text(json.dumps(config))
     code, line = _cli("helpers.cli.evaluate", ["--model", str(folder), "--data", str(tmp_path)], capsys)
     assert code == 2 and "n_frames must be an integer" in line
-    code, line = _cli("helpers.cli.evaluate", ["--model", str(folders["lstm"]), "--data", str(tmp_path),
-                                               "--max-seconds", "-1"], capsys)
+    code, line = _cli(
+        "helpers.cli.evaluate",
+        ["--model", str(folders["lstm"]), "--data", str(tmp_path), "--max-seconds", "-1"],
+        capsys,
+    )
     assert code == 2 and "--max-seconds" in line

@@ -1,4 +1,5 @@
 """The headless runner on tiny notebooks written by the test."""
+
 import json
 
 import nbformat
@@ -19,8 +20,11 @@ def test_runner_keeps_going_after_a_failure_and_summarises(tmp_path, monkeypatch
     books = tmp_path / "notebooks"
     books.mkdir()
     _notebook(books / "01_fails.ipynb", 'raise FileNotFoundError("no data here: set COURSE_DATA_DIR")')
-    _notebook(books / "02_works.ipynb",
-              'import helpers\nassert profile == "full"\nhelpers.record_results("02_works", {"test_accuracy": 0.75}, profile=profile)')
+    _notebook(
+        books / "02_works.ipynb",
+        'import helpers\nassert profile == "full"\n'
+        'helpers.record_results("02_works", {"test_accuracy": 0.75}, profile=profile)',
+    )
     (books / "notes.ipynb").write_text("{}")  # not numbered: not part of the course
     monkeypatch.setattr(run, "NOTEBOOK_DIR", books)
     out = tmp_path / "out"
@@ -54,13 +58,17 @@ def test_out_inside_committed_folders_or_unwritable_is_refused(tmp_path, capsys)
     import os
     from pathlib import Path
 
-    import pytest
-
     from helpers.core.env import REPO_ROOT
 
     before = {p: p.stat().st_mtime_ns for p in (REPO_ROOT / "notebooks").glob("*.ipynb")}
-    for out in (REPO_ROOT, REPO_ROOT / "notebooks", REPO_ROOT / "results" / "sub", REPO_ROOT / "helpers",
-                REPO_ROOT / "tests", Path(os.path.relpath(REPO_ROOT / "notebooks"))):
+    for out in (
+        REPO_ROOT,
+        REPO_ROOT / "notebooks",
+        REPO_ROOT / "results" / "sub",
+        REPO_ROOT / "helpers",
+        REPO_ROOT / "tests",
+        Path(os.path.relpath(REPO_ROOT / "notebooks")),
+    ):
         assert run.main(["--out", str(out), "--only", "00"]) == 2, out
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and err.startswith("error: --out") and "overwrite committed" in err

@@ -1,17 +1,28 @@
 """The hand-written recurrent cells of helpers.text.rnn_cells agree with PyTorch's own modules."""
+
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
 from helpers.text.rnn_cells import (
-    ScratchGRUCell, ScratchLSTMCell, ScratchRNNCell, draw_lstm_cell, from_torch, grad_ratio_first_last,
-    hidden_grad_norms, scratch_rnn,
+    ScratchGRUCell,
+    ScratchLSTMCell,
+    ScratchRNNCell,
+    draw_lstm_cell,
+    from_torch,
+    grad_ratio_first_last,
+    hidden_grad_norms,
+    scratch_rnn,
 )
 
 TOL = 1e-6
 CASES = [  # (input size, hidden size, batch, time)
-    (1, 1, 1, 1), (3, 5, 2, 7), (8, 16, 4, 30), (5, 33, 1, 100), (12, 7, 9, 3),
+    (1, 1, 1, 1),
+    (3, 5, 2, 7),
+    (8, 16, 4, 30),
+    (5, 33, 1, 100),
+    (12, 7, 9, 3),
 ]
 KINDS = [(nn.RNN, ScratchRNNCell), (nn.LSTM, ScratchLSTMCell), (nn.GRU, ScratchGRUCell)]
 
@@ -58,7 +69,9 @@ def test_initial_state_is_used(torch_cls):
     assert _max_diff(out, out2) < TOL
 
 
-@pytest.mark.parametrize("torch_cell", [nn.RNNCell(5, 8), nn.LSTMCell(5, 8), nn.GRUCell(5, 8)], ids=["rnn", "lstm", "gru"])
+@pytest.mark.parametrize(
+    "torch_cell", [nn.RNNCell(5, 8), nn.LSTMCell(5, 8), nn.GRUCell(5, 8)], ids=["rnn", "lstm", "gru"]
+)
 def test_single_step_matches_torch_cell(torch_cell):
     torch.manual_seed(2)
     x, h = torch.randn(4, 5), torch.randn(4, 8)

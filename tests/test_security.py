@@ -5,6 +5,7 @@ The remote-code tests plant what transformers would import (``auto_map`` + a Pyt
 file) and answer ``y`` to any prompt — through stdin for the command-line entry points, through ``input`` for
 the functions — then assert the marker was never written.
 """
+
 from __future__ import annotations
 
 import json
@@ -12,18 +13,14 @@ import os
 import pickle
 import subprocess
 import sys
-import warnings
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
-import soundfile as sf
+from test_evaluate import _tiny_wav2vec2
 
 from helpers.cli import evaluate
-from helpers.core.inputs import CourseInputError
 from helpers.core.model_folder import UnsafeFolderError, confined_path, load_pretrained
-from test_evaluate import _tiny_wav2vec2
 
 REPO = Path(__file__).resolve().parents[1]
 SENTENCES = ["오늘 정말 기뻐요", "너무 슬퍼요", "왜 화가 나", "정말 무서워요", "기쁜 하루"] * 20
@@ -36,13 +33,18 @@ def _plant_remote_code(folder: Path, marker: Path, config_name: str) -> None:
     """``auto_map`` in ``config_name`` pointing at a module that creates ``marker`` when imported."""
     path = folder / config_name
     config = json.loads(path.read_text()) if path.is_file() else {}
-    config["auto_map"] = {"AutoTokenizer": ["hostile.HostileTokenizer", None], "AutoConfig": "hostile.HostileConfig",
-                          "AutoModelForSequenceClassification": "hostile.HostileModel",
-                          "AutoFeatureExtractor": "hostile.HostileExtractor"}
+    config["auto_map"] = {
+        "AutoTokenizer": ["hostile.HostileTokenizer", None],
+        "AutoConfig": "hostile.HostileConfig",
+        "AutoModelForSequenceClassification": "hostile.HostileModel",
+        "AutoFeatureExtractor": "hostile.HostileExtractor",
+    }
     path.write_text(json.dumps(config))
-    (folder / "hostile.py").write_text(f"open({str(marker)!r}, 'w').close()\n"
-                                       "class HostileTokenizer: pass\nclass HostileConfig: pass\n"
-                                       "class HostileModel: pass\nclass HostileExtractor: pass\n")
+    (folder / "hostile.py").write_text(
+        f"open({str(marker)!r}, 'w').close()\n"
+        "class HostileTokenizer: pass\nclass HostileConfig: pass\n"
+        "class HostileModel: pass\nclass HostileExtractor: pass\n"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -61,10 +63,15 @@ def _macaron(folder: Path, tokenizer_dir: Path, tokenizer_ref: str | None = None
 
     from helpers.text import macaron as mac
 
-    config = mac.MacaronConfig(vocab_size=60, num_classes=2, pad_id=0, max_len=16, dim=16, depth=1, heads=2, conv_channels=8)
+    config = mac.MacaronConfig(
+        vocab_size=60, num_classes=2, pad_id=0, max_len=16, dim=16, depth=1, heads=2, conv_channels=8
+    )
     torch.manual_seed(0)
-    mac.save_macaron(mac.MacaronClassifier(config), folder,
-                     extra={"labels": ["기쁨", "슬픔"], "max_len": 16, "tokenizer": tokenizer_ref or "no/such/folder"})
+    mac.save_macaron(
+        mac.MacaronClassifier(config),
+        folder,
+        extra={"labels": ["기쁨", "슬픔"], "max_len": 16, "tokenizer": tokenizer_ref or "no/such/folder"},
+    )
     if tokenizer_ref is None:
         shutil.copytree(tokenizer_dir, folder / "tokenizer")
     return folder
@@ -74,18 +81,34 @@ def _tiny_bert(folder: Path, tokenizer_dir: Path) -> Path:
     from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
     tok = AutoTokenizer.from_pretrained(str(tokenizer_dir), trust_remote_code=False)
-    config = BertConfig(vocab_size=len(tok), hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
-                        intermediate_size=8, num_labels=2, id2label={0: "a", 1: "b"}, label2id={"a": 0, "b": 1})
+    config = BertConfig(
+        vocab_size=len(tok),
+        hidden_size=8,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=8,
+        num_labels=2,
+        id2label={0: "a", 1: "b"},
+        label2id={"a": 0, "b": 1},
+    )
     BertForSequenceClassification(config).save_pretrained(folder)
     tok.save_pretrained(folder)
     return folder
 
 
 LOADERS = {
-    "subword.korean_subword_tokenizer": lambda f: __import__("helpers.text.subword", fromlist=["x"]).korean_subword_tokenizer(folder=f),
-    "korean_emotion.make_classifier": lambda f: __import__("helpers.text.korean_emotion", fromlist=["x"]).make_classifier(str(f), 2),
-    "hf_finetune.load_saved_classifier": lambda f: __import__("helpers.text.hf_finetune", fromlist=["x"]).load_saved_classifier(f),
-    "wav2vec.load_hub_wav2vec2": lambda f: __import__("helpers.audio.wav2vec", fromlist=["x"]).load_hub_wav2vec2(str(f), ["a", "b"]),
+    "subword.korean_subword_tokenizer": lambda f: __import__(
+        "helpers.text.subword", fromlist=["x"]
+    ).korean_subword_tokenizer(folder=f),
+    "korean_emotion.make_classifier": lambda f: __import__(
+        "helpers.text.korean_emotion", fromlist=["x"]
+    ).make_classifier(str(f), 2),
+    "hf_finetune.load_saved_classifier": lambda f: __import__(
+        "helpers.text.hf_finetune", fromlist=["x"]
+    ).load_saved_classifier(f),
+    "wav2vec.load_hub_wav2vec2": lambda f: __import__("helpers.audio.wav2vec", fromlist=["x"]).load_hub_wav2vec2(
+        str(f), ["a", "b"]
+    ),
     "evaluate.load_model": lambda f: evaluate.load_model(f),
     "load_pretrained(AutoConfig)": lambda f: load_pretrained(__import__("transformers").AutoConfig, f),
 }
@@ -93,7 +116,9 @@ LOADERS = {
 
 @pytest.mark.parametrize("config_name", ["config.json", "tokenizer_config.json", "preprocessor_config.json"])
 @pytest.mark.parametrize("loader", list(LOADERS))
-def test_no_loader_runs_code_from_a_folder_even_when_told_yes(tokenizer_dir, tmp_path, monkeypatch, loader, config_name):
+def test_no_loader_runs_code_from_a_folder_even_when_told_yes(
+    tokenizer_dir, tmp_path, monkeypatch, loader, config_name
+):
     folder = _tiny_bert(tmp_path / "bert", tokenizer_dir)
     if loader == "wav2vec.load_hub_wav2vec2":
         import shutil
@@ -109,9 +134,20 @@ def test_no_loader_runs_code_from_a_folder_even_when_told_yes(tokenizer_dir, tmp
 
 
 def _run(args: list[str], cwd: Path = REPO, timeout: int = 240) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "COURSE_DATA_DIR": os.environ.get("COURSE_DATA_DIR", "/work/shared/data")}
-    return subprocess.run([sys.executable, "-m", *args], input="y\n" * 20, capture_output=True, text=True, cwd=cwd,
-                          env=env, timeout=timeout)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "COURSE_DATA_DIR": os.environ.get("COURSE_DATA_DIR", "/work/shared/data"),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", *args],
+        input="y\n" * 20,
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=timeout,
+    )
 
 
 def _one_error_line(stderr: str) -> str:
@@ -134,10 +170,40 @@ def test_command_line_entry_points_never_run_folder_code_with_stdin_yes(tokenize
     _plant_remote_code(hostile_tok, marker, "tokenizer_config.json")
     runs = [
         ["helpers.cli.evaluate", "--model", str(macaron), "--data", str(data), "--no-progress"],
-        ["helpers.cli.train_text", "fold", "--fold", "0", "--tokenizer", str(hostile_tok), "--epochs", "1", "--limit", "70",
-         "--out", str(tmp_path / "f.json"), "--no-progress", "--threads", "1"],
-        ["helpers.cli.train_text", "fold", "--fold", "0", "--init", str(hostile_tok), "--epochs", "1", "--limit", "70",
-         "--out", str(tmp_path / "g.json"), "--no-progress", "--threads", "1"],
+        [
+            "helpers.cli.train_text",
+            "fold",
+            "--fold",
+            "0",
+            "--tokenizer",
+            str(hostile_tok),
+            "--epochs",
+            "1",
+            "--limit",
+            "70",
+            "--out",
+            str(tmp_path / "f.json"),
+            "--no-progress",
+            "--threads",
+            "1",
+        ],
+        [
+            "helpers.cli.train_text",
+            "fold",
+            "--fold",
+            "0",
+            "--init",
+            str(hostile_tok),
+            "--epochs",
+            "1",
+            "--limit",
+            "70",
+            "--out",
+            str(tmp_path / "g.json"),
+            "--no-progress",
+            "--threads",
+            "1",
+        ],
     ]
     for args in runs:
         result = _run(args)
@@ -173,7 +239,7 @@ def test_pickle_payloads_under_every_cache_name_are_never_loaded(tmp_path, monke
     import torch
 
     from helpers.audio import features as audio
-    from helpers.core.checkpoint import load_checkpoint
+    from helpers.core.checkpoint import CheckpointError, load_checkpoint
     from helpers.text import korean
 
     monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path / "cache"))
@@ -185,16 +251,19 @@ def test_pickle_payloads_under_every_cache_name_are_never_loaded(tmp_path, monke
     json_cache.parent.mkdir(parents=True)
     for path in (json_cache, json_cache.with_suffix(".pkl")):
         path.write_bytes(hostile)
-    assert korean.tokenize_corpus(texts, "whitespace", cache_name="t", progress=False) == [["좋은", "영화"], ["나쁜", "영화"]]
+    assert korean.tokenize_corpus(texts, "whitespace", cache_name="t", progress=False) == [
+        ["좋은", "영화"],
+        ["나쁜", "영화"],
+    ]
     clip_cache = tmp_path / "cache" / "features" / "c.npz"
     clip_cache.parent.mkdir(parents=True)
     np.save(clip_cache.with_suffix(""), np.array([_Payload(marker)], dtype=object), allow_pickle=True)
     os.replace(clip_cache.with_suffix(".npy"), clip_cache)
-    with pytest.raises(Exception):
+    with pytest.raises(ValueError, match="allow_pickle=False"):  # numpy refuses the object array
         audio.read_clip_cache(clip_cache, "features")
     ckpt = tmp_path / "epoch-0001.pt"
     torch.save({"epoch": 1, "payload": _Payload(marker)}, ckpt)
-    with pytest.raises(Exception):
+    with pytest.raises(CheckpointError):
         load_checkpoint(ckpt)
     macaron = _macaron(tmp_path / "mac", tokenizer_dir)
     torch.save({"payload": _Payload(marker)}, macaron / "model.pt")

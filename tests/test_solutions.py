@@ -1,5 +1,6 @@
 """The worked solutions in solutions/: every lesson that promises one links it, each exercise says what to expect,
 and every solutions notebook runs green in the quick profile (its cells assert what must hold whatever the seed)."""
+
 from __future__ import annotations
 
 import re
@@ -32,13 +33,20 @@ def test_solutions_exist_for_01_02_03():
 @pytest.mark.parametrize("path", SOLUTIONS, ids=[p.stem for p in SOLUTIONS])
 def test_solution_is_linked_and_covers_every_exercise(path):
     lesson = nbformat.read(lesson_of(path), as_version=4)
-    exercises = next(c.source for c in lesson.cells if c.cell_type == "markdown" and c.source.startswith("## Exercises"))
+    exercises = next(
+        c.source for c in lesson.cells if c.cell_type == "markdown" and c.source.startswith("## Exercises")
+    )
     assert f"../solutions/{path.name}" in exercises, f"{lesson_of(path).name}'s exercises do not link {path.name}"
     nb = nbformat.read(path, as_version=4)
     params = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
     assert len(params) == 1 and 'profile = "auto"' in params[0].source
-    headings = {int(m.group(1)): c.source for c in nb.cells if c.cell_type == "markdown"
-                for m in [re.match(r"## Exercises? (\d+)", c.source)] if m}
+    headings = {
+        int(m.group(1)): c.source
+        for c in nb.cells
+        if c.cell_type == "markdown"
+        for m in [re.match(r"## Exercises? (\d+)", c.source)]
+        if m
+    }
     assert sorted(headings) == exercise_numbers(lesson_of(path)), "one solution section per exercise of the lesson"
     for number, text in headings.items():
         assert "What to expect" in text, f"exercise {number}: no 'What to expect' beside the solution"
@@ -51,12 +59,29 @@ def test_solution_runs_quick(path, tmp_path, request):
     if path.name[:2] in NEEDS_DATA:
         request.getfixturevalue("mirror")  # skips, saying why, where no data mirror is set
     out = tmp_path / path.name
-    papermill.execute_notebook(str(path), str(out), parameters={"profile": "quick"}, cwd=str(SOLUTIONS_DIR),
-                               kernel_name="python3", progress_bar=False, execution_timeout=900)
+    papermill.execute_notebook(
+        str(path),
+        str(out),
+        parameters={"profile": "quick"},
+        cwd=str(SOLUTIONS_DIR),
+        kernel_name="python3",
+        progress_bar=False,
+        execution_timeout=900,
+    )
     executed = nbformat.read(out, as_version=4)
-    errors = [o for c in executed.cells if c.cell_type == "code" for o in c.get("outputs", [])
-              if o.get("output_type") == "error"]
+    errors = [
+        o
+        for c in executed.cells
+        if c.cell_type == "code"
+        for o in c.get("outputs", [])
+        if o.get("output_type") == "error"
+    ]
     assert not errors, f"{path.name}: {errors[0].get('ename')}: {errors[0].get('evalue')}"
-    ran = "\n".join(o.get("text", "") for c in executed.cells if c.cell_type == "code" for o in c.get("outputs", [])
-                    if o.get("output_type") == "stream")
+    ran = "\n".join(
+        o.get("text", "")
+        for c in executed.cells
+        if c.cell_type == "code"
+        for o in c.get("outputs", [])
+        if o.get("output_type") == "stream"
+    )
     assert "solutions notebook ran in" in ran and "(quick)" in ran, "the last cell did not run in the quick profile"

@@ -1,24 +1,34 @@
 """helpers.audio.cnn_recipe: notebook 08's speaker splits (and its published folds), feature loading, training,
 prediction and embeddings."""
+
 import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
 import torch
 
-from helpers.audio.features import FeatureSet
 from helpers.audio.cnn import SpeechCNN
-from helpers.core.data import speaker_folds
 from helpers.audio.cnn_recipe import (
-    SpeechCNNRecipe, SpeechFeatures, SpeechSetupError, embed_speech, load_speech_features, predict_speech,
-    speaker_splits, train_speech_cnn,
+    SpeechCNNRecipe,
+    SpeechFeatures,
+    SpeechSetupError,
+    embed_speech,
+    load_speech_features,
+    predict_speech,
+    speaker_splits,
+    train_speech_cnn,
 )
+from helpers.audio.features import FeatureSet
+from helpers.core.data import speaker_folds
 
 
 def _actors_frame(n_actors=8, clips=6):
     """RAVDESS-like rows: odd actors male, even female, ``clips`` rows each."""
-    rows = [{"actor": f"{a:02d}", "gender": "male" if a % 2 else "female", "label": c % 8}
-            for a in range(1, n_actors + 1) for c in range(clips)]
+    rows = [
+        {"actor": f"{a:02d}", "gender": "male" if a % 2 else "female", "label": c % 8}
+        for a in range(1, n_actors + 1)
+        for c in range(clips)
+    ]
     return pd.DataFrame(rows)
 
 
@@ -37,8 +47,11 @@ def test_speaker_splits_keep_actors_apart_and_cover_every_clip_once():
     assert sorted(tests.tolist()) == list(range(len(frame)))  # every clip is tested exactly once
     gender = frame.groupby("actor").gender.first()
     for (tr, va, te), (fold_train, fold_test) in zip(splits, speaker_folds(frame, n_folds=4)):
-        assert not (_actors(frame, tr) & _actors(frame, va) or _actors(frame, tr) & _actors(frame, te)
-                    or _actors(frame, va) & _actors(frame, te))
+        assert not (
+            _actors(frame, tr) & _actors(frame, va)
+            or _actors(frame, tr) & _actors(frame, te)
+            or _actors(frame, va) & _actors(frame, te)
+        )
         np.testing.assert_array_equal(te, fold_test)  # the test part is GroupKFold's
         assert sorted(np.concatenate([tr, va]).tolist()) == sorted(fold_train.tolist())  # nothing lost
         assert sorted(gender[sorted(_actors(frame, va))]) == ["female", "male"]  # one of each
@@ -105,8 +118,15 @@ def test_speaker_splits_reproduce_the_published_folds_on_ravdess(mirror):
 
 # --------------------------------------------------------------------------- training on tiny synthetic features
 
-TINY = SpeechCNNRecipe(n_mels=8, n_frames=16, batch_size=8, widths=(4, 8), epochs=2, noisy_copies=1,
-                       spec_augment={"n_freq_masks": 1, "freq_width": 2, "n_time_masks": 1, "time_width": 3})
+TINY = SpeechCNNRecipe(
+    n_mels=8,
+    n_frames=16,
+    batch_size=8,
+    widths=(4, 8),
+    epochs=2,
+    noisy_copies=1,
+    spec_augment={"n_freq_masks": 1, "freq_width": 2, "n_time_masks": 1, "time_width": 3},
+)
 
 
 def _tiny_features(n=32, seed=0):
@@ -122,7 +142,9 @@ def _tiny_features(n=32, seed=0):
 
 
 def _feature_set(features):
-    return FeatureSet(features, pd.DataFrame({"filepath": [f"clip{i}" for i in range(len(features))]}), [], {}, None, False)
+    return FeatureSet(
+        features, pd.DataFrame({"filepath": [f"clip{i}" for i in range(len(features))]}), [], {}, None, False
+    )
 
 
 def test_train_predict_embed_on_tiny_features():
@@ -130,7 +152,9 @@ def test_train_predict_embed_on_tiny_features():
     noisy = [f + 0.1 * np.random.default_rng(1).standard_normal(f.shape).astype(np.float32) for f in feats]
     features = SpeechFeatures(_feature_set(feats), [_feature_set(noisy)])
     train_i, val_i, test_i = np.arange(0, 20), np.arange(20, 26), np.arange(26, 32)
-    model, history, seconds = train_speech_cnn(features, labels, train_i, val_i, TINY, seed=3, device="cpu", progress=False)
+    model, history, seconds = train_speech_cnn(
+        features, labels, train_i, val_i, TINY, seed=3, device="cpu", progress=False
+    )
     assert len(history.train_loss) == len(history.val_loss) == 2 and history.best_epoch in (1, 2)
     assert seconds > 0 and all(np.isfinite(history.train_loss))
 
@@ -146,8 +170,10 @@ def test_train_predict_embed_on_tiny_features():
 
 def test_training_is_reproducible_from_the_seed():
     feats, labels = _tiny_features()
-    runs = [train_speech_cnn(feats, labels, np.arange(24), np.arange(24, 32), TINY, seed=7, device="cpu", progress=False)
-            for _ in range(2)]
+    runs = [
+        train_speech_cnn(feats, labels, np.arange(24), np.arange(24, 32), TINY, seed=7, device="cpu", progress=False)
+        for _ in range(2)
+    ]
     assert runs[0][1].train_loss == runs[1][1].train_loss
     assert runs[0][1].val_loss == runs[1][1].val_loss
 

@@ -2,10 +2,18 @@ import pytest
 
 from helpers.text import subword
 
-CORPUS = ["영화가 정말 재밌었어요", "영화는 지루했다", "배우 연기가 좋았다", "the movie was fun", "재밌는 영화였다"] * 20
+CORPUS = [
+    "영화가 정말 재밌었어요",
+    "영화는 지루했다",
+    "배우 연기가 좋았다",
+    "the movie was fun",
+    "재밌는 영화였다",
+] * 20
 
 
-@pytest.mark.parametrize("kind, pre", [("bpe", "metaspace"), ("wordpiece", "whitespace"), ("unigram", "metaspace"), ("bpe", "whitespace")])
+@pytest.mark.parametrize(
+    "kind, pre", [("bpe", "metaspace"), ("wordpiece", "whitespace"), ("unigram", "metaspace"), ("bpe", "whitespace")]
+)
 def test_trained_tokenizer_covers_the_corpus_and_adds_specials(kind, pre):
     tok = subword.train_subword_tokenizer(CORPUS, kind, vocab_size=120, pre_tokenizer=pre, min_frequency=1)
     assert len(tok) <= 120 + 1  # unigram may keep one piece over
@@ -32,9 +40,14 @@ def test_nfd_splits_syllables_into_jamo():
     assert all(0x1100 <= ord(ch) <= 0x11FF for ch in tok.backend_tokenizer.normalizer.normalize_str("영화"))
 
 
-@pytest.mark.parametrize("bad, error", [
-    ("one string", TypeError), ([None, "ok"], TypeError), (["", "   "], ValueError),
-])
+@pytest.mark.parametrize(
+    "bad, error",
+    [
+        ("one string", TypeError),
+        ([None, "ok"], TypeError),
+        (["", "   "], ValueError),
+    ],
+)
 def test_bad_training_input(bad, error):
     with pytest.raises(error):
         subword.train_subword_tokenizer(bad, "bpe", vocab_size=50)
@@ -52,7 +65,9 @@ def test_bad_options():
 def test_length_stats_are_exact():
     stats = subword.length_stats(str.split, ["a b c", "d [UNK]", "   "], unk_token="[UNK]")
     assert stats == {"mean_tokens": 2.5, "std_tokens": 0.5, "max_tokens": 3, "fertility": 1.0, "unk_rate": 0.2}
-    assert subword.length_stats(lambda t: list(t.replace(" ", "")), ["ab cd"], known={"a", "b", "c"})["unk_rate"] == 0.25
+    assert (
+        subword.length_stats(lambda t: list(t.replace(" ", "")), ["ab cd"], known={"a", "b", "c"})["unk_rate"] == 0.25
+    )
     with pytest.raises(ValueError):
         subword.length_stats(str.split, ["", None])
 

@@ -1,11 +1,20 @@
-"""helpers.text.pipeline: the hand-written torchtext replacement (tokeniser, vocabulary, padding, bucketing, loaders)."""
+"""helpers.text.pipeline: the hand-written torchtext replacement (tokeniser, vocabulary, padding, bucketing,
+loaders)."""
+
 import json
 
 import pytest
 import torch
 
 from helpers.text.pipeline import (
-    TOKENIZERS, BucketBatchSampler, Vocab, basic_english, encode_texts, get_tokenizer, make_loader, pad_batch,
+    TOKENIZERS,
+    BucketBatchSampler,
+    Vocab,
+    basic_english,
+    encode_texts,
+    get_tokenizer,
+    make_loader,
+    pad_batch,
     register_tokenizer,
 )
 
@@ -15,15 +24,21 @@ CORPUS = [["i", "feel", "happy"], ["i", "feel", "sad"], ["i", "am", "happy"], ["
 # --------------------------------------------------------------------------- basic_english
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("You can now install TorchText using pip!", ["you", "can", "now", "install", "torchtext", "using", "pip", "!"]),
-    ("I don't know.", ["i", "don", "'", "t", "know", "."]),
-    ('He said "hi", (twice)?', ["he", "said", "hi", ",", "(", "twice", ")", "?"]),
-    ("a;b:c<br />d", ["a", "b", "c", "d"]),
-    ("  spaces\tand\nnewlines  ", ["spaces", "and", "newlines"]),
-    ("", []),
-    ("i feel 😊 today", ["i", "feel", "😊", "today"]),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        (
+            "You can now install TorchText using pip!",
+            ["you", "can", "now", "install", "torchtext", "using", "pip", "!"],
+        ),
+        ("I don't know.", ["i", "don", "'", "t", "know", "."]),
+        ('He said "hi", (twice)?', ["he", "said", "hi", ",", "(", "twice", ")", "?"]),
+        ("a;b:c<br />d", ["a", "b", "c", "d"]),
+        ("  spaces\tand\nnewlines  ", ["spaces", "and", "newlines"]),
+        ("", []),
+        ("i feel 😊 today", ["i", "feel", "😊", "today"]),
+    ],
+)
 def test_basic_english_matches_torchtext_rules(text, expected):
     assert basic_english(text) == expected
 
@@ -188,7 +203,9 @@ def test_make_loader_yields_ids_lengths_labels():
     # shuffled loaders (bucketed or not) see every example once, the same way for the same seed
     for bucket in (True, False):
         first = [t.tolist() for b in make_loader(ids, labels, 2, 0, shuffle=True, bucket=bucket, seed=1) for t in b[2:]]
-        second = [t.tolist() for b in make_loader(ids, labels, 2, 0, shuffle=True, bucket=bucket, seed=1) for t in b[2:]]
+        second = [
+            t.tolist() for b in make_loader(ids, labels, 2, 0, shuffle=True, bucket=bucket, seed=1) for t in b[2:]
+        ]
         assert first == second
         seen = sorted(int(n) for b in make_loader(ids, labels, 2, 0, shuffle=True, bucket=bucket) for n in b[1])
         assert seen == sorted(len(s) for s in ids)

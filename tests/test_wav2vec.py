@@ -1,4 +1,6 @@
-"""helpers.audio.wav2vec: frame geometry against real encoders, the small config, batches, training, cache, save/reload."""
+"""helpers.audio.wav2vec: frame geometry against real encoders, the small config, batches, training, cache,
+save/reload."""
+
 import warnings
 
 import numpy as np
@@ -7,16 +9,30 @@ import pytest
 import soundfile as sf
 import torch
 from transformers import (
-    AutoFeatureExtractor, Wav2Vec2Config, Wav2Vec2ForPreTraining, Wav2Vec2ForSequenceClassification,
+    AutoFeatureExtractor,
+    Wav2Vec2Config,
+    Wav2Vec2ForPreTraining,
+    Wav2Vec2ForSequenceClassification,
 )
 from transformers.models.wav2vec2.modeling_wav2vec2 import Wav2Vec2FeatureEncoder
 
 from helpers.audio.features import RejectedClipsWarning
-from helpers.core.data import RAVDESS_LABELS
 from helpers.audio.wav2vec import (
-    SMALL_CONV, Wav2Vec2SetupError, WaveDataset, conv_geometry, load_hub_wav2vec2, load_waveforms, make_feature_extractor,
-    num_output_frames, predict_wav2vec2, pretraining_inputs, save_wav2vec2, small_wav2vec2_config, train_wav2vec2,
+    SMALL_CONV,
+    Wav2Vec2SetupError,
+    WaveDataset,
+    conv_geometry,
+    load_hub_wav2vec2,
+    load_waveforms,
+    make_feature_extractor,
+    num_output_frames,
+    predict_wav2vec2,
+    pretraining_inputs,
+    save_wav2vec2,
+    small_wav2vec2_config,
+    train_wav2vec2,
 )
+from helpers.core.data import RAVDESS_LABELS
 
 SR = 16_000
 DEFAULT = Wav2Vec2Config()  # facebook/wav2vec2-base's conv stack: 7 layers, 20 ms frames
@@ -24,9 +40,20 @@ DEFAULT = Wav2Vec2Config()  # facebook/wav2vec2-base's conv stack: 7 layers, 20 
 
 def _tiny_config(**overrides):
     """The small config, narrower still, so a test step takes milliseconds."""
-    settings = dict(conv_dim=(8, 8, 16, 16), hidden_size=16, num_attention_heads=2, intermediate_size=32,
-                    num_conv_pos_embeddings=8, num_conv_pos_embedding_groups=2, classifier_proj_size=16,
-                    hidden_dropout=0.0, attention_dropout=0.0, feat_proj_dropout=0.0, final_dropout=0.0, mask_time_prob=0.0)
+    settings = dict(
+        conv_dim=(8, 8, 16, 16),
+        hidden_size=16,
+        num_attention_heads=2,
+        intermediate_size=32,
+        num_conv_pos_embeddings=8,
+        num_conv_pos_embedding_groups=2,
+        classifier_proj_size=16,
+        hidden_dropout=0.0,
+        attention_dropout=0.0,
+        feat_proj_dropout=0.0,
+        final_dropout=0.0,
+        mask_time_prob=0.0,
+    )
     settings.update(overrides)
     return small_wav2vec2_config(RAVDESS_LABELS, **settings)
 
@@ -52,7 +79,9 @@ def test_num_output_frames_matches_the_real_encoder(stack, n_samples):
     elif stack == "small":
         config = _tiny_config()
     else:
-        config = Wav2Vec2Config(conv_dim=(4,) * 4, conv_kernel=DEFAULT.conv_kernel[:4], conv_stride=DEFAULT.conv_stride[:4])
+        config = Wav2Vec2Config(
+            conv_dim=(4,) * 4, conv_kernel=DEFAULT.conv_kernel[:4], conv_stride=DEFAULT.conv_stride[:4]
+        )
     encoder = Wav2Vec2FeatureEncoder(config)
     with torch.no_grad():
         frames = encoder(torch.zeros(1, n_samples)).shape[-1]
@@ -82,7 +111,9 @@ def test_small_config_builds_and_gives_eight_logits():
         logits = model(x, attention_mask=mask).logits
         hidden = model.wav2vec2(x).last_hidden_state
     assert logits.shape == (3, 8)
-    assert hidden.shape[1] == num_output_frames(8_000, config.conv_kernel, config.conv_stride) == 24  # 799, 199, 49, 24 frames after each layer
+    assert (
+        hidden.shape[1] == num_output_frames(8_000, config.conv_kernel, config.conv_stride) == 24
+    )  # 799, 199, 49, 24 frames after each layer
     with pytest.raises(Wav2Vec2SetupError):
         small_wav2vec2_config(["a", "a"])
 
@@ -107,33 +138,56 @@ def test_a_few_training_steps_reduce_the_loss():
 def test_feature_extractor_normalises_the_real_samples_and_pads_with_zeros():
     extractor = make_feature_extractor()
     wave = (0.3 + 0.1 * np.random.default_rng(0).standard_normal(3_000)).astype(np.float32)
-    data = WaveDataset([wave, np.ones(6_000, np.float32) * np.linspace(-1, 1, 6_000, dtype=np.float32)], [2, 5],
-                       extractor, n_samples=4_000)
+    data = WaveDataset(
+        [wave, np.ones(6_000, np.float32) * np.linspace(-1, 1, 6_000, dtype=np.float32)],
+        [2, 5],
+        extractor,
+        n_samples=4_000,
+    )
     item = data[0]
     x, mask = item["input_values"].numpy(), item["attention_mask"].numpy()
     assert x.shape == mask.shape == (4_000,) and mask.sum() == 3_000 and item["labels"].item() == 2
     assert abs(x[:3_000].mean()) < 1e-4 and abs(x[:3_000].std() - 1) < 1e-3 and not x[3_000:].any()
     long = data[1]["input_values"].numpy()  # 6,000 samples, centre-cropped to 4,000
-    np.testing.assert_allclose(long, (np.linspace(-1, 1, 6_000)[1_000:5_000] - np.linspace(-1, 1, 6_000)[1_000:5_000].mean())
-                               / np.linspace(-1, 1, 6_000)[1_000:5_000].std(), atol=1e-3)
+    np.testing.assert_allclose(
+        long,
+        (np.linspace(-1, 1, 6_000)[1_000:5_000] - np.linspace(-1, 1, 6_000)[1_000:5_000].mean())
+        / np.linspace(-1, 1, 6_000)[1_000:5_000].std(),
+        atol=1e-3,
+    )
     no_mask = WaveDataset([wave], [0], make_feature_extractor(return_attention_mask=False), n_samples=4_000)[0]
     assert "attention_mask" not in no_mask
 
 
 def test_train_and_predict_on_tiny_waves():
     rng = np.random.default_rng(0)
-    waves = [(0.1 * (1 + i % 8) * rng.standard_normal(int(rng.integers(3_000, 5_000)))).astype(np.float32) for i in range(24)]
+    waves = [
+        (0.1 * (1 + i % 8) * rng.standard_normal(int(rng.integers(3_000, 5_000)))).astype(np.float32) for i in range(24)
+    ]
     labels = np.arange(24) % 8
     model = Wav2Vec2ForSequenceClassification(_tiny_config())
     extractor = make_feature_extractor()
-    model, history, seconds = train_wav2vec2(model, waves, labels, np.arange(16), np.arange(16, 24), extractor,
-                                             n_samples=4_000, epochs=2, learning_rate=1e-3, batch_size=8, progress=False)
+    model, history, seconds = train_wav2vec2(
+        model,
+        waves,
+        labels,
+        np.arange(16),
+        np.arange(16, 24),
+        extractor,
+        n_samples=4_000,
+        epochs=2,
+        learning_rate=1e-3,
+        batch_size=8,
+        progress=False,
+    )
     assert len(history.val_loss) == 2 and history.best_epoch in (1, 2) and seconds > 0
     logits, y_true = predict_wav2vec2(model, waves, labels, np.arange(16, 24), extractor, n_samples=4_000)
     assert logits.shape == (8, 8)
     np.testing.assert_array_equal(y_true, labels[16:])
     with pytest.raises(Wav2Vec2SetupError, match="num_labels"):
-        train_wav2vec2(model, waves, labels + 8, np.arange(16), np.arange(16, 24), extractor, 4_000, 1, 1e-3, progress=False)
+        train_wav2vec2(
+            model, waves, labels + 8, np.arange(16), np.arange(16, 24), extractor, 4_000, 1, 1e-3, progress=False
+        )
     with pytest.raises(Wav2Vec2SetupError, match="indices"):
         predict_wav2vec2(model, waves, labels, np.array([0, 99]), extractor, 4_000)
 
@@ -181,13 +235,17 @@ def test_save_and_reload_with_the_generic_classes(tmp_path):
     extractor2 = AutoFeatureExtractor.from_pretrained(folder)
     assert reloaded.config.id2label == dict(enumerate(RAVDESS_LABELS)) and reloaded.config.course["max_seconds"] == 3.0
     wave = np.random.default_rng(1).standard_normal(5_000).astype(np.float32)
-    a, b = extractor(wave, sampling_rate=SR, return_tensors="pt"), extractor2(wave, sampling_rate=SR, return_tensors="pt")
+    a, b = (
+        extractor(wave, sampling_rate=SR, return_tensors="pt"),
+        extractor2(wave, sampling_rate=SR, return_tensors="pt"),
+    )
     torch.testing.assert_close(a["input_values"], b["input_values"])
     with torch.no_grad():
         torch.testing.assert_close(model(**a).logits, reloaded(**b).logits)
     assert not any(p.name.endswith(".part") for p in tmp_path.iterdir())
-    unnamed = Wav2Vec2ForSequenceClassification(Wav2Vec2Config(**{**_tiny_config().to_dict(), "id2label": None, "label2id": None,
-                                                                    "num_labels": 8}))
+    unnamed = Wav2Vec2ForSequenceClassification(
+        Wav2Vec2Config(**{**_tiny_config().to_dict(), "id2label": None, "label2id": None, "num_labels": 8})
+    )
     with pytest.raises(Wav2Vec2SetupError, match="label names"):
         save_wav2vec2(unnamed, extractor, tmp_path / "bad")
     assert not (tmp_path / "bad").exists()
@@ -195,8 +253,11 @@ def test_save_and_reload_with_the_generic_classes(tmp_path):
 
 def test_load_hub_wav2vec2_freezes_only_the_feature_encoder(tmp_path):
     """The hub code path, fed a local folder (the hub itself cannot be reached in the tests)."""
-    folder = save_wav2vec2(Wav2Vec2ForSequenceClassification(_tiny_config()), make_feature_extractor(return_attention_mask=False),
-                           tmp_path / "pretrained")
+    folder = save_wav2vec2(
+        Wav2Vec2ForSequenceClassification(_tiny_config()),
+        make_feature_extractor(return_attention_mask=False),
+        tmp_path / "pretrained",
+    )
     model, extractor = load_hub_wav2vec2(str(folder), RAVDESS_LABELS)
     assert not extractor.return_attention_mask and model.config.id2label[0] == "neutral"
     frozen = {n for n, p in model.named_parameters() if not p.requires_grad}

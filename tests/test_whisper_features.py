@@ -1,4 +1,5 @@
 """helpers.audio.whisper_features: shortening the encoder, pooling over real frames, the cache, the SUPERB head."""
+
 import warnings
 
 import numpy as np
@@ -19,14 +20,22 @@ SR = 16_000
 def _tiny_encoder(layers: int = 3, seconds: float = 3.0, window: float = 1.0, n_layers=None) -> wf.WhisperAudioEncoder:
     """A randomly initialised WhisperEncoder (width 16) with a 3 s position table, shortened to ``window``."""
     torch.manual_seed(0)
-    config = WhisperConfig(d_model=16, encoder_layers=layers, encoder_attention_heads=2, encoder_ffn_dim=32,
-                           num_mel_bins=80, max_source_positions=int(seconds * 50), dropout=0.0)
+    config = WhisperConfig(
+        d_model=16,
+        encoder_layers=layers,
+        encoder_attention_heads=2,
+        encoder_ffn_dim=32,
+        num_mel_bins=80,
+        max_source_positions=int(seconds * 50),
+        dropout=0.0,
+    )
     encoder, extractor = WhisperEncoder(config).eval(), WhisperFeatureExtractor(feature_size=80)
     shorten_whisper_window(encoder, extractor, window)
     if n_layers is not None:
         truncate_layers(encoder, n_layers)
-    return wf.WhisperAudioEncoder(encoder.requires_grad_(False), extractor, "tiny", "random weights", window,
-                                  len(encoder.layers), "tiny-0")
+    return wf.WhisperAudioEncoder(
+        encoder.requires_grad_(False), extractor, "tiny", "random weights", window, len(encoder.layers), "tiny-0"
+    )
 
 
 def _tone(seconds: float, freq: float = 220.0, seed: int = 0) -> np.ndarray:
@@ -41,8 +50,15 @@ def _tone(seconds: float, freq: float = 220.0, seed: int = 0) -> np.ndarray:
 def test_a_shortened_encoder_reads_the_window_and_its_first_layers_are_the_full_models():
     """helpers.pretrained's window and layer cuts, as this module relies on them: same frames, same layers."""
     torch.manual_seed(0)
-    config = WhisperConfig(d_model=16, encoder_layers=3, encoder_attention_heads=2, encoder_ffn_dim=32,
-                           num_mel_bins=80, max_source_positions=150, dropout=0.0)
+    config = WhisperConfig(
+        d_model=16,
+        encoder_layers=3,
+        encoder_attention_heads=2,
+        encoder_ffn_dim=32,
+        num_mel_bins=80,
+        max_source_positions=150,
+        dropout=0.0,
+    )
     full = WhisperEncoder(config).eval()
     x = torch.randn(2, 80, 300)
     with torch.no_grad():
@@ -61,8 +77,13 @@ def test_a_shortened_encoder_reads_the_window_and_its_first_layers_are_the_full_
 @pytest.mark.parametrize("n_samples", [1, 159, 160, 161, 320, 321, 8_000, 15_999, 16_000, 40_000])
 def test_real_encoder_frames_match_the_feature_extractors_mask(n_samples):
     extractor = _tiny_encoder(window=1.0).extractor
-    mel_mask = extractor(np.ones(min(n_samples, SR), dtype=np.float32), sampling_rate=SR, return_attention_mask=True,
-                         truncation=True, return_tensors="np")["attention_mask"][0]
+    mel_mask = extractor(
+        np.ones(min(n_samples, SR), dtype=np.float32),
+        sampling_rate=SR,
+        return_attention_mask=True,
+        truncation=True,
+        return_tensors="np",
+    )["attention_mask"][0]
     assert len(mel_mask) == 100
     expected = max(int(mel_mask[::2].sum()), 1)  # encoder frame j is centred on mel frame 2j
     assert int(wf.real_encoder_frames(n_samples, SR)) == expected
@@ -102,7 +123,7 @@ def test_encode_layers_pools_every_state_of_each_clip_on_its_own():
         real = h[0, :15].numpy()
         assert np.allclose(out[0, layer], np.concatenate([real.mean(0), real.std(0)]), atol=1e-4)
     # the long clip was centre-cropped to the 1 s window
-    cropped = waves[1][(len(waves[1]) - SR) // 2:][:SR]
+    cropped = waves[1][(len(waves[1]) - SR) // 2 :][:SR]
     assert np.allclose(out[1], wf.encode_layers(enc, [cropped])[0], atol=1e-4)
 
 
@@ -132,7 +153,9 @@ def test_extract_caches_rejects_and_keys_on_the_settings(tmp_path, isolated_cach
         warnings.simplefilter("ignore", RejectedClipsWarning)
         again = wf.extract_whisper_features(frame, enc, trim_db=None, progress=False)
         noisy = wf.extract_whisper_features(frame, enc, trim_db=None, noise_snr_db=0.0, noise_seed=1, progress=False)
-        two_layers = wf.extract_whisper_features(frame, _tiny_encoder(window=1.0, n_layers=2), trim_db=None, progress=False)
+        two_layers = wf.extract_whisper_features(
+            frame, _tiny_encoder(window=1.0, n_layers=2), trim_db=None, progress=False
+        )
     assert again.from_cache and np.array_equal(again.features, first.features) and again.rejected == first.rejected
     assert noisy.cache_path != first.cache_path and not np.allclose(noisy.features, first.features)
     assert two_layers.cache_path != first.cache_path and two_layers.features.shape == (3, 3, 32)
@@ -172,7 +195,9 @@ def _layered_data(n=480, layers=4, dim=8, informative=2, seed=0):
 def test_train_layer_head_learns_and_weights_the_informative_layer():
     x, y = _layered_data()
     train_i, val_i, test_i = np.arange(0, 300), np.arange(300, 390), np.arange(390, 480)
-    run = wf.train_layer_head(x, y, train_i, val_i, num_classes=3, hidden=16, epochs=12, learning_rate=1e-2, batch_size=64, seed=1)
+    run = wf.train_layer_head(
+        x, y, train_i, val_i, num_classes=3, hidden=16, epochs=12, learning_rate=1e-2, batch_size=64, seed=1
+    )
     probs = wf.predict_layer_head(run, x, test_i)
     assert probs.shape == (90, 3) and np.allclose(probs.sum(1), 1, atol=1e-5)
     assert (probs.argmax(1) == y[test_i]).mean() > 0.85  # chance is 1/3
@@ -182,7 +207,9 @@ def test_train_layer_head_learns_and_weights_the_informative_layer():
     assert 1 <= history.best_epoch <= 12 and run.best_val_loss == min(history.val_loss)
     # the restored model is the best epoch's: its validation loss (label-smoothed, as in training) is the minimum
     vp = wf.predict_layer_head(run, x, val_i)
-    smoothed = torch.nn.CrossEntropyLoss(label_smoothing=0.1)(torch.log(torch.from_numpy(vp)), torch.from_numpy(y[val_i]))
+    smoothed = torch.nn.CrossEntropyLoss(label_smoothing=0.1)(
+        torch.log(torch.from_numpy(vp)), torch.from_numpy(y[val_i])
+    )
     assert np.isclose(float(smoothed), run.best_val_loss, atol=1e-4)
 
 

@@ -1,9 +1,13 @@
 """Tiny text data sets written by the tests: the label is given away by one keyword among filler words."""
+
 import random
 from pathlib import Path
 
-WORDS = {"joy": ["happy", "glad", "sunny", "smile"], "anger": ["mad", "angry", "furious", "rage"],
-         "fear": ["scared", "afraid", "dark", "shaky"]}
+WORDS = {
+    "joy": ["happy", "glad", "sunny", "smile"],
+    "anger": ["mad", "angry", "furious", "rage"],
+    "fear": ["scared", "afraid", "dark", "shaky"],
+}
 FILLER = ["the", "a", "day", "was", "i", "felt", "so", "very", "today", "and"]
 
 

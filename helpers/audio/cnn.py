@@ -8,13 +8,14 @@
 - :func:`save_speech_cnn` / :func:`load_speech_cnn`: ``model.pt`` (a ``state_dict``, read back with
   ``torch.load(weights_only=True)``) and ``config.json`` in one folder.
 """
+
 from __future__ import annotations
 
 import io
 import json
 import pickle
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -50,7 +51,12 @@ class SpeechCNN(nn.Module):
         super().__init__()
         if not widths:
             raise ValueError("widths must name at least one conv block")
-        self.config = {"in_channels": in_channels, "num_classes": num_classes, "widths": list(widths), "dropout": dropout}
+        self.config = {
+            "in_channels": in_channels,
+            "num_classes": num_classes,
+            "widths": list(widths),
+            "dropout": dropout,
+        }
         blocks, channels = [], in_channels
         for width in widths:
             blocks += [
@@ -167,8 +173,10 @@ def load_speech_cnn(folder: str | Path, map_location: str | torch.device = "cpu"
     try:
         state = torch.load(folder / "model.pt", map_location=map_location, weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as exc:
-        raise ValueError(f"{folder / 'model.pt'} cannot be read as plain weights ({type(exc).__name__}: "
-                         f"{str(exc).splitlines()[0] if str(exc) else ''}); it is damaged or not a course checkpoint") from None
+        raise ValueError(
+            f"{folder / 'model.pt'} cannot be read as plain weights ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else ''}); it is damaged or not a course checkpoint"
+        ) from None
     model.load_state_dict(state)
     return model.eval(), config
 
@@ -214,12 +222,16 @@ def _scorer(folder: Path, config: dict, max_seconds: float | None = None, **_) -
     model, config = load_speech_cnn(folder)
     labels = config.get("labels") or config.get("label_names")
     if not isinstance(labels, list) or len(labels) != model.config["num_classes"]:
-        raise ScorerError(f"{folder}/config.json must list the {model.config['num_classes']} label names under 'labels'")
+        raise ScorerError(
+            f"{folder}/config.json must list the {model.config['num_classes']} label names under 'labels'"
+        )
     if not isinstance(config.get("n_frames"), int) or config["n_frames"] < 1:
         raise ScorerError(f"{folder}/config.json lacks 'n_frames' (the fixed input length the model was trained on)")
     if model.config["in_channels"] != 1:
-        raise ScorerError(f"{folder}: a SpeechCNN with {model.config['in_channels']} input channels; "
-                          "the evaluator builds 1-channel features")
+        raise ScorerError(
+            f"{folder}: a SpeechCNN with {model.config['in_channels']} input channels; "
+            "the evaluator builds 1-channel features"
+        )
     settings = config.get("features") or {}
     sr, min_seconds = int(settings.get("sr") or audio.TARGET_SR), float(settings.get("min_seconds", 0.25))
 
@@ -228,16 +240,24 @@ def _scorer(folder: Path, config: dict, max_seconds: float | None = None, **_) -
         return torch.softmax(model(torch.from_numpy(np.stack(features))).float(), dim=1).numpy()
 
     # one second of a tone through features and model: a config that does not fit fails here, not on every row
-    probabilities([speech_cnn_features((0.1 * np.sin(np.arange(sr) * 2 * np.pi * 220 / sr)).astype(np.float32), config)])
+    probabilities(
+        [speech_cnn_features((0.1 * np.sin(np.arange(sr) * 2 * np.pi * 220 / sr)).astype(np.float32), config)]
+    )
 
     def predict_proba(paths: Sequence[str]) -> np.ndarray:
-        return probabilities([
-            speech_cnn_features(audio.load_audio(p, sr=sr, min_seconds=min_seconds, max_seconds=max_seconds), config)
-            for p in paths])
+        return probabilities(
+            [
+                speech_cnn_features(
+                    audio.load_audio(p, sr=sr, min_seconds=min_seconds, max_seconds=max_seconds), config
+                )
+                for p in paths
+            ]
+        )
 
     kind = settings.get("kind", "logmel")
-    return Scorer("audio", [str(n) for n in labels], predict_proba,
-                  f"SpeechCNN on {kind} features ({config['n_frames']} frames)")
+    return Scorer(
+        "audio", [str(n) for n in labels], predict_proba, f"SpeechCNN on {kind} features ({config['n_frames']} frames)"
+    )
 
 
 register_model_kind(TASK, _scorer, modality="audio")

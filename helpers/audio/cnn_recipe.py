@@ -16,11 +16,12 @@ notebook 08 teaches: its cells marked ``# @save helpers/audio/cnn_recipe.py`` de
 comments may differ). Change both together. Pass ``seed + fold`` as ``seed`` to :func:`train_speech_cnn` to
 reproduce 08's runs fold by fold.
 """
+
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -70,8 +71,14 @@ class SpeechCNNRecipe:
 
     def feature_settings(self) -> dict:
         """Keyword arguments of :func:`helpers.audio.features.extract_features` for these features."""
-        return {"kind": "logmel", "n_mels": self.n_mels, "n_fft": self.n_fft, "win_length": self.win_length,
-                "hop_length": self.hop_length, "trim_db": self.trim_db}
+        return {
+            "kind": "logmel",
+            "n_mels": self.n_mels,
+            "n_fft": self.n_fft,
+            "win_length": self.win_length,
+            "hop_length": self.hop_length,
+            "trim_db": self.trim_db,
+        }
 
     def as_dict(self) -> dict:
         """JSON-friendly settings (e.g. for a model's config file)."""
@@ -96,7 +103,9 @@ class SpeechFeatures:
         return len(self.clean)
 
 
-def feature_versions(features: SpeechFeatures | FeatureSet | Sequence[np.ndarray]) -> tuple[list[np.ndarray], list[list[np.ndarray]]]:
+def feature_versions(
+    features: SpeechFeatures | FeatureSet | Sequence[np.ndarray],
+) -> tuple[list[np.ndarray], list[list[np.ndarray]]]:
     """``(clean arrays, [arrays of each noisy copy])`` of a :class:`SpeechFeatures`, a ``FeatureSet`` or a list of
     ``(n_mels, n_frames_i)`` arrays (the last two have no noisy copies)."""
     if isinstance(features, SpeechFeatures):
@@ -117,19 +126,29 @@ def load_speech_features(
     """
     recipe = recipe or SpeechCNNRecipe()
     if "filepath" not in data.columns:
-        raise SpeechSetupError("the frame needs a 'filepath' column with one audio file per row (as load_ravdess gives)")
+        raise SpeechSetupError(
+            "the frame needs a 'filepath' column with one audio file per row (as load_ravdess gives)"
+        )
     name = cache_name or f"ravdess-logmel{recipe.n_mels}"
     settings = recipe.feature_settings()
     clean = extract_features(data, cache_name=name, progress=progress, **settings)
     copies = recipe.noisy_copies if recipe.augment else 0
     noisy = [
-        extract_features(data, noise_snr_db=tuple(recipe.noise_snr_db), noise_seed=copy, cache_name=f"{name}-noisy",
-                         progress=progress, **settings)
+        extract_features(
+            data,
+            noise_snr_db=tuple(recipe.noise_snr_db),
+            noise_seed=copy,
+            cache_name=f"{name}-noisy",
+            progress=progress,
+            **settings,
+        )
         for copy in range(copies)
     ]
     for version in noisy:
         if version.frame.filepath.tolist() != clean.frame.filepath.tolist():
-            raise SpeechSetupError("the noisy copies kept other clips than the clean features; check the rejected files")
+            raise SpeechSetupError(
+                "the noisy copies kept other clips than the clean features; check the rejected files"
+            )
     return SpeechFeatures(clean, noisy)
 
 
@@ -138,7 +157,9 @@ def load_speech_features(
 # tests/test_cnn_recipe.py fails when the two copies differ.
 
 
-def speaker_splits(data: pd.DataFrame, n_folds: int = 5, seed: int = 42) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+def speaker_splits(
+    data: pd.DataFrame, n_folds: int = 5, seed: int = 42
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """``(train, val, test)`` positional indices of ``data`` for each of ``n_folds`` speaker folds.
 
     The test actors of a fold come from ``GroupKFold`` by actor (``speaker_folds``); of the remaining actors,
@@ -147,7 +168,9 @@ def speaker_splits(data: pd.DataFrame, n_folds: int = 5, seed: int = 42) -> list
     """
     missing = [c for c in ("actor", "gender") if c not in data.columns]
     if missing:
-        raise SpeechSetupError(f"the frame needs the columns 'actor' and 'gender' (as load_ravdess gives); missing {missing}")
+        raise SpeechSetupError(
+            f"the frame needs the columns 'actor' and 'gender' (as load_ravdess gives); missing {missing}"
+        )
     if data.groupby("actor").gender.nunique().max() > 1:
         raise SpeechSetupError("every actor must have one gender; some actor has rows with two different genders")
     n_actors = data.actor.nunique()
@@ -160,7 +183,7 @@ def speaker_splits(data: pd.DataFrame, n_folds: int = 5, seed: int = 42) -> list
         for gender in ("male", "female"):
             if (actors == gender).sum() < 2:
                 raise SpeechSetupError(
-                    f"fold {fold + 1}: the training actors hold {(actors == gender).sum()} {gender} actor(s); one {gender} "
+                    f"fold {fold + 1}: the training actors hold {(actors == gender).sum()} {gender} actor(s); one {gender} "  # noqa: E501
                     f"validation actor needs at least two. Use fewer folds or more actors."
                 )
         val_actors = sorted([rng.choice(actors[actors == g].index) for g in ("male", "female")])
@@ -172,7 +195,9 @@ def speaker_splits(data: pd.DataFrame, n_folds: int = 5, seed: int = 42) -> list
     return splits
 
 
-def speech_dataset(features, labels, indices, recipe: SpeechCNNRecipe, train: bool = False, seed: int = 0) -> FeatureDataset:
+def speech_dataset(
+    features, labels, indices, recipe: SpeechCNNRecipe, train: bool = False, seed: int = 0
+) -> FeatureDataset:
     """The clips ``indices`` of ``features`` as a dataset of ``(1, n_mels, n_frames)`` inputs and their labels.
 
     Every clip is normalised per mel band and cropped or padded to ``recipe.n_frames`` frames. With ``train`` and
@@ -190,14 +215,26 @@ def speech_dataset(features, labels, indices, recipe: SpeechCNNRecipe, train: bo
         raise SpeechSetupError(f"{len(labels)} labels for {len(clean)} feature arrays")
     augment = train and recipe.augment
     return FeatureDataset(
-        [clean[i] for i in indices], labels[indices], recipe.n_frames, train=train,
+        [clean[i] for i in indices],
+        labels[indices],
+        recipe.n_frames,
+        train=train,
         noisy=[[version[i] for i in indices] for version in noisy] if augment else (),
-        shift=augment, spec_augment=recipe.spec_augment if augment else None, seed=seed,
+        shift=augment,
+        spec_augment=recipe.spec_augment if augment else None,
+        seed=seed,
     )
 
 
 def train_speech_cnn(
-    features, labels, train_i, val_i, recipe: SpeechCNNRecipe | None = None, seed: int = 42, device=None, progress: bool = True
+    features,
+    labels,
+    train_i,
+    val_i,
+    recipe: SpeechCNNRecipe | None = None,
+    seed: int = 42,
+    device=None,
+    progress: bool = True,
 ) -> tuple[SpeechCNN, History, float]:
     """Train a fresh :class:`SpeechCNN` on the clips ``train_i``; keep the epoch with the lowest loss on ``val_i``.
 
@@ -216,16 +253,28 @@ def train_speech_cnn(
     seed_everything(seed)
     model = SpeechCNN(in_channels=1, num_classes=recipe.num_classes, widths=recipe.widths, dropout=recipe.dropout)
     model = model.to(memory_format=torch.channels_last)  # faster convolutions on a CPU
-    train_loader = DataLoader(train_set, batch_size=recipe.batch_size, shuffle=True,
-                              generator=torch.Generator().manual_seed(seed))
+    train_loader = DataLoader(
+        train_set, batch_size=recipe.batch_size, shuffle=True, generator=torch.Generator().manual_seed(seed)
+    )
     val_loader = DataLoader(val_set, batch_size=64)
     optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.learning_rate, weight_decay=recipe.weight_decay)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=recipe.learning_rate,
-                                                    total_steps=recipe.epochs * len(train_loader))
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=recipe.learning_rate, total_steps=recipe.epochs * len(train_loader)
+    )
     start = time.perf_counter()
-    history = fit(model, train_loader, val_loader, optimizer, recipe.epochs, device,
-                  loss_fn=torch.nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing), scheduler=scheduler,
-                  monitor="val_loss", patience=None, progress=progress)
+    history = fit(
+        model,
+        train_loader,
+        val_loader,
+        optimizer,
+        recipe.epochs,
+        device,
+        loss_fn=torch.nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing),
+        scheduler=scheduler,
+        monitor="val_loss",
+        patience=None,
+        progress=progress,
+    )
     return model, history, time.perf_counter() - start
 
 
@@ -250,6 +299,14 @@ def embed_speech(model: SpeechCNN, features, idx, recipe: SpeechCNNRecipe | None
 
 
 __all__ = [
-    "SpeechSetupError", "SpeechCNNRecipe", "SpeechFeatures", "feature_versions", "load_speech_features",
-    "speaker_splits", "speech_dataset", "train_speech_cnn", "predict_speech", "embed_speech",
+    "SpeechSetupError",
+    "SpeechCNNRecipe",
+    "SpeechFeatures",
+    "feature_versions",
+    "load_speech_features",
+    "speaker_splits",
+    "speech_dataset",
+    "train_speech_cnn",
+    "predict_speech",
+    "embed_speech",
 ]

@@ -17,6 +17,7 @@ research and education only, commercial use needs a licence from audEERING, like
 terms (CC BY-NC-SA 4.0). It is an optional dependency: ``opensmile`` is imported only when features are computed,
 so the rest of the course runs without it, and its absence is reported as :class:`EgemapsUnavailable`.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -30,7 +31,14 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
 
 from helpers.audio.features import (
-    TARGET_SR, AudioError, clip_cache_path, load_audio, read_clip_cache, trim_silence, warn_rejected, write_clip_cache,
+    TARGET_SR,
+    AudioError,
+    clip_cache_path,
+    load_audio,
+    read_clip_cache,
+    trim_silence,
+    warn_rejected,
+    write_clip_cache,
 )
 from helpers.core.metrics import classification_metrics
 
@@ -72,7 +80,9 @@ def _smile():
             f"eGeMAPS needs openSMILE, which is not installed ({exc}): pip install {OPENSMILE_PIN} "
             "(free for research and education; commercial use needs a licence from audEERING)"
         ) from None
-    smile = opensmile.Smile(feature_set=opensmile.FeatureSet.eGeMAPSv02, feature_level=opensmile.FeatureLevel.Functionals)
+    smile = opensmile.Smile(
+        feature_set=opensmile.FeatureSet.eGeMAPSv02, feature_level=opensmile.FeatureLevel.Functionals
+    )
     return smile, opensmile.__version__
 
 
@@ -102,12 +112,22 @@ def extract_egemaps(
     if not paths:
         raise ValueError("the frame holds no clips")
     smile, version = _smile()
-    settings = {"kind": "egemaps", "feature_set": "eGeMAPSv02", "level": "functionals", "opensmile": version,
-                "version": EGEMAPS_VERSION, "sr": TARGET_SR, "trim_db": trim_db, "min_seconds": min_seconds}
+    settings = {
+        "kind": "egemaps",
+        "feature_set": "eGeMAPSv02",
+        "level": "functionals",
+        "opensmile": version,
+        "version": EGEMAPS_VERSION,
+        "sr": TARGET_SR,
+        "trim_db": trim_db,
+        "min_seconds": min_seconds,
+    }
     cache_path = clip_cache_path(cache_name, settings, paths)
     if use_cache and cache_path.exists():
         (values, names), kept, rejected = read_clip_cache(cache_path, "values", "names")
-        result = EgemapsFeatures(values, names.tolist(), frame.iloc[kept].reset_index(drop=True), rejected, cache_path, True)
+        result = EgemapsFeatures(
+            values, names.tolist(), frame.iloc[kept].reset_index(drop=True), rejected, cache_path, True
+        )
     else:
         rows, kept, rejected = [], [], []
         for i, path in enumerate(tqdm(paths, desc="eGeMAPS features", disable=not progress)):
@@ -129,8 +149,9 @@ def extract_egemaps(
         values, names = np.stack(rows), list(smile.feature_names)
         if use_cache:
             write_clip_cache(cache_path, kept, rejected, values=values, names=np.array(names, dtype=str))
-        result = EgemapsFeatures(values, names, frame.iloc[kept].reset_index(drop=True), rejected,
-                                 cache_path if use_cache else None, False)
+        result = EgemapsFeatures(
+            values, names, frame.iloc[kept].reset_index(drop=True), rejected, cache_path if use_cache else None, False
+        )
     warn_rejected(result.rejected, len(paths))
     return result
 
@@ -147,8 +168,12 @@ def make_classifier(name: str, c: float, seed: int = 0) -> Pipeline:
 
 
 def fit_on_validation(
-    x: np.ndarray, y: np.ndarray, train_i: np.ndarray, val_i: np.ndarray,
-    candidates: tuple[tuple[str, float], ...] = CANDIDATES, seed: int = 0,
+    x: np.ndarray,
+    y: np.ndarray,
+    train_i: np.ndarray,
+    val_i: np.ndarray,
+    candidates: tuple[tuple[str, float], ...] = CANDIDATES,
+    seed: int = 0,
 ) -> tuple[Pipeline, pd.DataFrame]:
     """Fit every candidate on ``train_i``, keep the one with the best accuracy on ``val_i`` (first one on a tie).
 
@@ -170,8 +195,12 @@ def fit_on_validation(
 
 
 def egemaps_fold_scores(
-    x: np.ndarray, y: np.ndarray, splits: list[tuple[np.ndarray, np.ndarray, np.ndarray]], num_classes: int = 8,
-    candidates: tuple[tuple[str, float], ...] = CANDIDATES, seed: int = 0,
+    x: np.ndarray,
+    y: np.ndarray,
+    splits: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    num_classes: int = 8,
+    candidates: tuple[tuple[str, float], ...] = CANDIDATES,
+    seed: int = 0,
 ) -> tuple[pd.DataFrame, list[np.ndarray]]:
     """Per fold: the model chosen on the validation actors, its validation accuracy, and its test scores.
 
@@ -188,13 +217,28 @@ def egemaps_fold_scores(
         chosen = table.iloc[int(table["val accuracy"].to_numpy().argmax())]
         y_pred = model.predict(x[test_i])
         scores = classification_metrics(y[test_i], y_pred, num_classes=num_classes)
-        rows.append({"fold": fold + 1, "model": chosen["model"], "C": chosen["C"], "val accuracy": chosen["val accuracy"],
-                     "test accuracy": scores["accuracy"], "test macro-F1": scores["macro_f1"]})
+        rows.append(
+            {
+                "fold": fold + 1,
+                "model": chosen["model"],
+                "C": chosen["C"],
+                "val accuracy": chosen["val accuracy"],
+                "test accuracy": scores["accuracy"],
+                "test macro-F1": scores["macro_f1"],
+            }
+        )
         predictions.append(y_pred)
     return pd.DataFrame(rows), predictions
 
 
 __all__ = [
-    "CANDIDATES", "EgemapsFeatures", "EgemapsUnavailable", "N_FUNCTIONALS", "OPENSMILE_PIN", "egemaps_fold_scores",
-    "extract_egemaps", "fit_on_validation", "make_classifier",
+    "CANDIDATES",
+    "EgemapsFeatures",
+    "EgemapsUnavailable",
+    "N_FUNCTIONALS",
+    "OPENSMILE_PIN",
+    "egemaps_fold_scores",
+    "extract_egemaps",
+    "fit_on_validation",
+    "make_classifier",
 ]

@@ -7,6 +7,7 @@
 - :func:`add_noise`, :func:`time_shift`, :func:`spec_augment`: simple training augmentations.
 - :func:`extract_features`: features of a frame of clips, cached as ``.npz`` under ``cache_dir()/features``.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -67,16 +68,20 @@ def load_audio(
     file_sr = int(info.samplerate)
     low, high = SAMPLE_RATE_RANGE
     if not low <= file_sr <= high:
-        raise AudioError(f"{path}: its header says {file_sr} Hz; the course reads {low // 1000}-{high // 1000} kHz audio "
-                         "(the file is damaged, or re-save it at 16 kHz)")
+        raise AudioError(
+            f"{path}: its header says {file_sr} Hz; the course reads {low // 1000}-{high // 1000} kHz audio "
+            "(the file is damaged, or re-save it at 16 kHz)"
+        )
     if not 1 <= info.channels <= 8:
         raise AudioError(f"{path}: its header says {info.channels} channels; the course reads 1 to 8 (mix it down)")
     max_frames = -1
     if max_seconds is not None:
         max_frames = int(max_seconds * file_sr) + 1
         if info.frames > max_frames:
-            raise AudioError(f"{path}: {info.frames / file_sr:.1f} s is longer than the cap of {max_seconds:g} s per clip "
-                             "(cut it into shorter clips, or raise the cap: --max-seconds for the evaluator)")
+            raise AudioError(
+                f"{path}: {info.frames / file_sr:.1f} s is longer than the cap of {max_seconds:g} s per clip "
+                "(cut it into shorter clips, or raise the cap: --max-seconds for the evaluator)"
+            )
     try:
         wave, file_sr = sf.read(str(path), frames=max_frames, dtype="float32", always_2d=True)
     except Exception as exc:
@@ -84,7 +89,9 @@ def load_audio(
     if wave.size == 0:
         raise AudioError(f"{path}: the file holds no samples")
     if max_seconds is not None and len(wave) >= max_frames:
-        raise AudioError(f"{path}: longer than the cap of {max_seconds:g} s per clip (its header understated the length)")
+        raise AudioError(
+            f"{path}: longer than the cap of {max_seconds:g} s per clip (its header understated the length)"
+        )
     if not np.isfinite(wave).all():
         bad = int((~np.isfinite(wave)).sum())
         raise AudioError(f"{path}: {bad:,} samples are NaN or infinite; the file is damaged (re-export it)")
@@ -108,7 +115,7 @@ def fix_length(wave: np.ndarray, num_samples: int) -> np.ndarray:
     n = len(wave)
     if n >= num_samples:
         start = (n - num_samples) // 2
-        return wave[start:start + num_samples]
+        return wave[start : start + num_samples]
     left = (num_samples - n) // 2
     return np.pad(wave, (left, num_samples - n - left))
 
@@ -218,7 +225,8 @@ def dct_matrix(n_out: int, n_in: int) -> np.ndarray:
 
 
 def mfcc_from_log_mel(log_mel_spec: np.ndarray, n_mfcc: int = 40) -> np.ndarray:
-    """The first ``n_mfcc`` coefficients of the orthonormal DCT-II of every column (``scipy.fft.dct(type=2, norm="ortho")``)."""
+    """The first ``n_mfcc`` coefficients of the orthonormal DCT-II of every column
+    (``scipy.fft.dct(type=2, norm="ortho")``)."""
     n_mels = log_mel_spec.shape[0]
     if not 0 < n_mfcc <= n_mels:
         raise ValueError(f"n_mfcc must be in 1..{n_mels} (the number of mel bands), got {n_mfcc}")
@@ -289,11 +297,13 @@ def deltas(features: np.ndarray, width: int = 9, order: int = 1) -> np.ndarray:
     length = padded.shape[-1]
     out = np.zeros_like(padded)
     for n in weights:
-        out[..., half:length - half] += n * (padded[..., half + n:length - half + n] - padded[..., half - n:length - half - n])
+        out[..., half : length - half] += n * (
+            padded[..., half + n : length - half + n] - padded[..., half - n : length - half - n]
+        )
     out /= denom
-    out[..., :half] = out[..., half:half + 1]
-    out[..., length - half:] = out[..., length - half - 1:length - half]
-    out = out[..., offset:offset + n_frames]
+    out[..., :half] = out[..., half : half + 1]
+    out[..., length - half :] = out[..., length - half - 1 : length - half]
+    out = out[..., offset : offset + n_frames]
     return deltas(out, width, 1) if order == 2 else out
 
 
@@ -338,7 +348,7 @@ def fixed_frames(
     else:
         start = int((rng or np.random.default_rng()).integers(0, abs(extra) + 1))
     if extra >= 0:
-        return features[..., start:start + n_frames]
+        return features[..., start : start + n_frames]
     pad = [(0, 0)] * (features.ndim - 1) + [(start, -extra - start)]
     return np.pad(features, pad, constant_values=pad_value)
 
@@ -355,17 +365,20 @@ def add_noise(wave: np.ndarray, snr_db: float, rng: np.random.Generator | None =
     return (wave + rng.normal(0.0, np.sqrt(noise_power), size=wave.shape)).astype(np.float32)
 
 
-def time_shift(x: np.ndarray, max_shift: int, rng: np.random.Generator | None = None, shift: int | None = None) -> np.ndarray:
-    """Shift the last axis by ``shift`` (default: random in ``[-max_shift, max_shift]``) samples or frames; zero fill."""
+def time_shift(
+    x: np.ndarray, max_shift: int, rng: np.random.Generator | None = None, shift: int | None = None
+) -> np.ndarray:
+    """Shift the last axis by ``shift`` (default: random in ``[-max_shift, max_shift]``) samples or frames;
+    zero fill."""
     x = np.asarray(x)
     if shift is None:
         shift = int((rng or np.random.default_rng()).integers(-max_shift, max_shift + 1))
     out = np.zeros_like(x)
     n = x.shape[-1]
     if shift >= 0:
-        out[..., shift:] = x[..., :n - shift]
+        out[..., shift:] = x[..., : n - shift]
     else:
-        out[..., :n + shift] = x[..., -shift:]
+        out[..., : n + shift] = x[..., -shift:]
     return out
 
 
@@ -392,11 +405,11 @@ def spec_augment(
     for _ in range(n_freq_masks):
         width = int(rng.integers(0, min(freq_width, n_feat) + 1))
         start = int(rng.integers(0, n_feat - width + 1))
-        mask[start:start + width, :] = True
+        mask[start : start + width, :] = True
     for _ in range(n_time_masks):
         width = int(rng.integers(0, min(time_width, n_time) + 1))
         start = int(rng.integers(0, n_time - width + 1))
-        mask[:, start:start + width] = True
+        mask[:, start : start + width] = True
     out[..., mask] = mask_value
     return (out, mask) if return_mask else out
 
@@ -444,6 +457,7 @@ def _file_fingerprint(path: str) -> list:
 # Per-clip caches (these features; notebook 09's decoded waveforms): one .npz holding the clips' arrays, which
 # rows were kept and which files were rejected and why.
 
+
 def clip_cache_path(cache_name: str, settings: dict, paths: Sequence[str]) -> Path:
     """``cache_dir()/features/<cache_name>-<hash>.npz``; the hash covers ``settings`` and every file's path, size
     and modification time, so changing either makes a new cache instead of reading a stale one."""
@@ -460,11 +474,18 @@ def read_clip_cache(path: Path, *names: str) -> tuple[list[np.ndarray], np.ndarr
     return arrays, kept, rejected
 
 
-def write_clip_cache(path: Path, kept: Sequence[int], rejected: Sequence[tuple[str, str]], **arrays: np.ndarray) -> None:
+def write_clip_cache(
+    path: Path, kept: Sequence[int], rejected: Sequence[tuple[str, str]], **arrays: np.ndarray
+) -> None:
     """Store ``arrays`` with the kept rows and the rejected files, atomically (never a half-written cache)."""
     buffer = io.BytesIO()
-    np.savez(buffer, **arrays, kept=np.array(kept), rejected_paths=np.array([p for p, _ in rejected], dtype=str),
-             rejected_reasons=np.array([r for _, r in rejected], dtype=str))
+    np.savez(
+        buffer,
+        **arrays,
+        kept=np.array(kept),
+        rejected_paths=np.array([p for p, _ in rejected], dtype=str),
+        rejected_reasons=np.array([r for _, r in rejected], dtype=str),
+    )
     atomic_write_bytes(path, buffer.getvalue())
 
 
@@ -491,8 +512,16 @@ def _features_of_wave(wave: np.ndarray, s: dict, noise_rng: np.random.Generator 
         snr = s["noise_snr_db"]
         snr = noise_rng.uniform(*snr) if isinstance(snr, list) else snr
         wave = add_noise(wave, snr, noise_rng)
-    common = dict(sr=s["sr"], n_fft=s["n_fft"], win_length=s["win_length"], hop_length=s["hop_length"],
-                  n_mels=s["n_mels"], fmin=s["fmin"], fmax=s["fmax"], top_db=s["top_db"])
+    common = dict(
+        sr=s["sr"],
+        n_fft=s["n_fft"],
+        win_length=s["win_length"],
+        hop_length=s["hop_length"],
+        n_mels=s["n_mels"],
+        fmin=s["fmin"],
+        fmax=s["fmax"],
+        top_db=s["top_db"],
+    )
     if s["kind"] == "mfcc":
         return mfcc(wave, n_mfcc=s["n_mfcc"], **common).astype(np.float32)
     return log_mel_spectrogram(wave, **common).astype(np.float32)
@@ -535,8 +564,18 @@ def extract_features(
     from tqdm.auto import tqdm
 
     settings = _feature_settings(
-        kind, sr=sr, n_fft=n_fft, win_length=win_length, hop_length=hop_length, n_mels=n_mels, n_mfcc=n_mfcc,
-        fmin=fmin, fmax=fmax, top_db=top_db, trim_db=trim_db, min_seconds=min_seconds,
+        kind,
+        sr=sr,
+        n_fft=n_fft,
+        win_length=win_length,
+        hop_length=hop_length,
+        n_mels=n_mels,
+        n_mfcc=n_mfcc,
+        fmin=fmin,
+        fmax=fmax,
+        top_db=top_db,
+        trim_db=trim_db,
+        min_seconds=min_seconds,
         noise_snr_db=list(noise_snr_db) if isinstance(noise_snr_db, (tuple, list)) else noise_snr_db,
         noise_seed=noise_seed if noise_snr_db is not None else None,
     )
@@ -571,9 +610,20 @@ def extract_features(
         if not features:
             raise AudioError("no clip could be used:\n" + "\n".join(f"  - {reason}" for _, reason in rejected))
         if use_cache:
-            write_clip_cache(cache_path, kept, rejected, data=np.concatenate(features, axis=1),
-                             lengths=np.array([f.shape[1] for f in features]))
-        result = FeatureSet(features, frame.iloc[kept].reset_index(drop=True), rejected, settings,
-                            cache_path if use_cache else None, False)
+            write_clip_cache(
+                cache_path,
+                kept,
+                rejected,
+                data=np.concatenate(features, axis=1),
+                lengths=np.array([f.shape[1] for f in features]),
+            )
+        result = FeatureSet(
+            features,
+            frame.iloc[kept].reset_index(drop=True),
+            rejected,
+            settings,
+            cache_path if use_cache else None,
+            False,
+        )
     warn_rejected(result.rejected, len(paths))
     return result

@@ -13,13 +13,14 @@
 - :func:`load_hub_wav2vec2`, :func:`save_wav2vec2`: the pretrained hub model (feature encoder frozen) and a
   ``save_pretrained`` folder that ``Wav2Vec2ForSequenceClassification`` / ``AutoFeatureExtractor`` reload.
 """
+
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -78,7 +79,9 @@ class ConvGeometry:
 
 def _check_stack(conv_kernel: Sequence[int], conv_stride: Sequence[int]) -> None:
     if len(conv_kernel) != len(conv_stride) or not conv_kernel:
-        raise Wav2Vec2SetupError(f"need one kernel per stride and at least one layer, got {list(conv_kernel)} and {list(conv_stride)}")
+        raise Wav2Vec2SetupError(
+            f"need one kernel per stride and at least one layer, got {list(conv_kernel)} and {list(conv_stride)}"
+        )
     if any(int(v) < 1 for v in (*conv_kernel, *conv_stride)):
         raise Wav2Vec2SetupError("kernels and strides must be positive integers")
 
@@ -115,7 +118,11 @@ def _label_maps(label_names: Sequence[str]) -> dict:
     names = [str(n) for n in label_names]
     if len(names) < 2 or len(set(names)) != len(names):
         raise Wav2Vec2SetupError(f"need at least two distinct label names, got {names}")
-    return {"num_labels": len(names), "id2label": dict(enumerate(names)), "label2id": {n: i for i, n in enumerate(names)}}
+    return {
+        "num_labels": len(names),
+        "id2label": dict(enumerate(names)),
+        "label2id": {n: i for i, n in enumerate(names)},
+    }
 
 
 SMALL_CONV = {"conv_dim": (32, 64, 128, 128), "conv_kernel": (20, 4, 4, 2), "conv_stride": (10, 4, 4, 2)}
@@ -132,12 +139,29 @@ def small_wav2vec2_config(label_names: Sequence[str], **overrides):
     from transformers import Wav2Vec2Config
 
     settings = dict(
-        **SMALL_CONV, conv_bias=True, feat_extract_norm="group", do_stable_layer_norm=True,
-        hidden_size=128, num_hidden_layers=2, num_attention_heads=4, intermediate_size=256,
-        num_conv_pos_embeddings=32, num_conv_pos_embedding_groups=8, layerdrop=0.0,
-        hidden_dropout=0.1, attention_dropout=0.1, activation_dropout=0.0, feat_proj_dropout=0.1, final_dropout=0.1,
-        mask_time_prob=0.05, mask_time_length=5, classifier_proj_size=128,
-        num_codevector_groups=2, num_codevectors_per_group=32, codevector_dim=64, proj_codevector_dim=64,
+        **SMALL_CONV,
+        conv_bias=True,
+        feat_extract_norm="group",
+        do_stable_layer_norm=True,
+        hidden_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=256,
+        num_conv_pos_embeddings=32,
+        num_conv_pos_embedding_groups=8,
+        layerdrop=0.0,
+        hidden_dropout=0.1,
+        attention_dropout=0.1,
+        activation_dropout=0.0,
+        feat_proj_dropout=0.1,
+        final_dropout=0.1,
+        mask_time_prob=0.05,
+        mask_time_length=5,
+        classifier_proj_size=128,
+        num_codevector_groups=2,
+        num_codevectors_per_group=32,
+        codevector_dim=64,
+        proj_codevector_dim=64,
         num_negatives=20,
     )
     settings.update(_label_maps(label_names))
@@ -153,8 +177,13 @@ def make_feature_extractor(return_attention_mask: bool = True, sr: int = TARGET_
     """``Wav2Vec2FeatureExtractor``: raw 16 kHz samples, each clip to zero mean and unit variance, zero padding."""
     from transformers import Wav2Vec2FeatureExtractor
 
-    return Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=sr, padding_value=0.0, do_normalize=True,
-                                    return_attention_mask=return_attention_mask)
+    return Wav2Vec2FeatureExtractor(
+        feature_size=1,
+        sampling_rate=sr,
+        padding_value=0.0,
+        do_normalize=True,
+        return_attention_mask=return_attention_mask,
+    )
 
 
 def load_hub_wav2vec2(name: str, label_names: Sequence[str], freeze_feature_encoder: bool = True):
@@ -190,7 +219,7 @@ def crop_center(wave: np.ndarray, n_samples: int) -> np.ndarray:
     if len(wave) <= n_samples:
         return wave
     start = (len(wave) - n_samples) // 2
-    return wave[start:start + n_samples]
+    return wave[start : start + n_samples]
 
 
 def load_waveforms(
@@ -244,9 +273,16 @@ def load_waveforms(
         if not waves:
             raise AudioError("no clip could be used:\n" + "\n".join(f"  - {reason}" for _, reason in rejected))
         if use_cache:
-            write_clip_cache(cache_path, kept, rejected, lengths=np.array([len(w) for w in waves]),
-                             pcm=np.concatenate([np.round(w * PCM_SCALE).astype(np.int16) for w in waves]))
-        result = WaveSet(waves, frame.iloc[kept].reset_index(drop=True), rejected, cache_path if use_cache else None, False)
+            write_clip_cache(
+                cache_path,
+                kept,
+                rejected,
+                lengths=np.array([len(w) for w in waves]),
+                pcm=np.concatenate([np.round(w * PCM_SCALE).astype(np.int16) for w in waves]),
+            )
+        result = WaveSet(
+            waves, frame.iloc[kept].reset_index(drop=True), rejected, cache_path if use_cache else None, False
+        )
     warn_rejected(result.rejected, len(paths))
     return result
 
@@ -289,12 +325,22 @@ class WaveDataset(Dataset):
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         wave = self.waves[i]
         if len(wave) > self.n_samples:
-            start = int(self.rng.integers(len(wave) - self.n_samples + 1)) if self.train else (len(wave) - self.n_samples) // 2
-            wave = wave[start:start + self.n_samples]
+            start = (
+                int(self.rng.integers(len(wave) - self.n_samples + 1))
+                if self.train
+                else (len(wave) - self.n_samples) // 2
+            )
+            wave = wave[start : start + self.n_samples]
         if self.noise_snr_db is not None:
             wave = add_noise(wave, float(self.rng.uniform(*self.noise_snr_db)), self.rng)
-        encoded = self.extractor(wave, sampling_rate=TARGET_SR, padding="max_length", max_length=self.n_samples,
-                                 return_attention_mask=True, return_tensors="np")
+        encoded = self.extractor(
+            wave,
+            sampling_rate=TARGET_SR,
+            padding="max_length",
+            max_length=self.n_samples,
+            return_attention_mask=True,
+            return_tensors="np",
+        )
         item = {"input_values": torch.from_numpy(np.asarray(encoded["input_values"][0], dtype=np.float32))}
         if self.with_mask:
             item["attention_mask"] = torch.from_numpy(np.asarray(encoded["attention_mask"][0], dtype=np.int64))
@@ -343,23 +389,48 @@ def train_wav2vec2(
     if max(train_labels.max(), val_labels.max()) >= model.config.num_labels:
         raise Wav2Vec2SetupError(f"labels must lie in [0, {model.config.num_labels}), the model's num_labels")
     seed_everything(seed)
-    train_loader = DataLoader(WaveDataset(train_waves, train_labels, feature_extractor, n_samples, train=True,
-                                          noise_snr_db=noise_snr_db, seed=seed),
-                              batch_size=batch_size, shuffle=True, generator=torch.Generator().manual_seed(seed))
+    train_loader = DataLoader(
+        WaveDataset(
+            train_waves, train_labels, feature_extractor, n_samples, train=True, noise_snr_db=noise_snr_db, seed=seed
+        ),
+        batch_size=batch_size,
+        shuffle=True,
+        generator=torch.Generator().manual_seed(seed),
+    )
     val_loader = DataLoader(WaveDataset(val_waves, val_labels, feature_extractor, n_samples), batch_size=32)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=learning_rate, weight_decay=weight_decay)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=learning_rate, total_steps=epochs * len(train_loader),
-                                                    pct_start=0.2)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=learning_rate, total_steps=epochs * len(train_loader), pct_start=0.2
+    )
     start = time.perf_counter()
-    history = fit(model, train_loader, val_loader, optimizer, epochs, device,
-                  loss_fn=torch.nn.CrossEntropyLoss(label_smoothing=label_smoothing), scheduler=scheduler,
-                  clip_grad_norm=1.0, monitor="val_loss", patience=None, progress=progress)
+    history = fit(
+        model,
+        train_loader,
+        val_loader,
+        optimizer,
+        epochs,
+        device,
+        loss_fn=torch.nn.CrossEntropyLoss(label_smoothing=label_smoothing),
+        scheduler=scheduler,
+        clip_grad_norm=1.0,
+        monitor="val_loss",
+        patience=None,
+        progress=progress,
+    )
     return model, history, time.perf_counter() - start
 
 
-def predict_wav2vec2(model, waves, labels, idx, feature_extractor, n_samples: int, device: str | torch.device = "cpu",
-                     batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
+def predict_wav2vec2(
+    model,
+    waves,
+    labels,
+    idx,
+    feature_extractor,
+    n_samples: int,
+    device: str | torch.device = "cpu",
+    batch_size: int = 32,
+) -> tuple[np.ndarray, np.ndarray]:
     """``(logits, y_true)`` of the clips ``idx`` (centre crop, no noise), model in eval mode."""
     sub_waves, sub_labels = _subset(waves, labels, idx)
     loader = DataLoader(WaveDataset(sub_waves, sub_labels, feature_extractor, n_samples), batch_size=batch_size)
@@ -369,8 +440,14 @@ def predict_wav2vec2(model, waves, labels, idx, feature_extractor, n_samples: in
 # --------------------------------------------------------------------------- pretraining task, saving
 
 
-def pretraining_inputs(model, input_values: torch.Tensor, mask_prob: float = 0.65, mask_length: int = 5,
-                       attention_mask: torch.Tensor | None = None, seed: int = 0) -> dict[str, torch.Tensor]:
+def pretraining_inputs(
+    model,
+    input_values: torch.Tensor,
+    mask_prob: float = 0.65,
+    mask_length: int = 5,
+    attention_mask: torch.Tensor | None = None,
+    seed: int = 0,
+) -> dict[str, torch.Tensor]:
     """``mask_time_indices`` and ``sampled_negative_indices`` for ``Wav2Vec2ForPreTraining`` on ``input_values``.
 
     ``mask_prob`` follows transformers' convention: it is the share of frames the spans would cover without
@@ -388,11 +465,14 @@ def pretraining_inputs(model, input_values: torch.Tensor, mask_prob: float = 0.6
     frame_mask = None
     if attention_mask is not None:
         frame_mask = model._get_feature_vector_attention_mask(n_frames, attention_mask).long()
-    mask = _compute_mask_indices((batch, n_frames), mask_prob=mask_prob, mask_length=mask_length,
-                                 attention_mask=frame_mask, min_masks=2)
+    mask = _compute_mask_indices(
+        (batch, n_frames), mask_prob=mask_prob, mask_length=mask_length, attention_mask=frame_mask, min_masks=2
+    )
     negatives = _sample_negative_indices((batch, n_frames), model.config.num_negatives, mask_time_indices=mask)
-    return {"mask_time_indices": torch.tensor(mask, dtype=torch.bool),
-            "sampled_negative_indices": torch.tensor(negatives, dtype=torch.long)}
+    return {
+        "mask_time_indices": torch.tensor(mask, dtype=torch.bool),
+        "sampled_negative_indices": torch.tensor(negatives, dtype=torch.long),
+    }
 
 
 def save_wav2vec2(model, feature_extractor, folder: str | Path, extra: dict | None = None) -> Path:
@@ -414,9 +494,22 @@ def save_wav2vec2(model, feature_extractor, folder: str | Path, extra: dict | No
 
 
 __all__ = [
-    "Wav2Vec2SetupError", "ConvGeometry", "conv_geometry", "num_output_frames", "SMALL_CONV", "small_wav2vec2_config",
-    "make_feature_extractor", "load_hub_wav2vec2", "WaveSet", "crop_center", "load_waveforms", "WaveDataset",
-    "train_wav2vec2", "predict_wav2vec2", "pretraining_inputs", "save_wav2vec2",
+    "Wav2Vec2SetupError",
+    "ConvGeometry",
+    "conv_geometry",
+    "num_output_frames",
+    "SMALL_CONV",
+    "small_wav2vec2_config",
+    "make_feature_extractor",
+    "load_hub_wav2vec2",
+    "WaveSet",
+    "crop_center",
+    "load_waveforms",
+    "WaveDataset",
+    "train_wav2vec2",
+    "predict_wav2vec2",
+    "pretraining_inputs",
+    "save_wav2vec2",
 ]
 
 
@@ -434,8 +527,10 @@ def _scorer(folder: Path, config: dict, max_seconds: float | None = None, **_) -
     from transformers import AutoFeatureExtractor, Wav2Vec2ForSequenceClassification
 
     if not (folder / "preprocessor_config.json").is_file():
-        raise ScorerError(f"{folder} has no preprocessor_config.json: save the feature extractor with the model "
-                          "(Wav2Vec2FeatureExtractor.save_pretrained(folder))")
+        raise ScorerError(
+            f"{folder} has no preprocessor_config.json: save the feature extractor with the model "
+            "(Wav2Vec2FeatureExtractor.save_pretrained(folder))"
+        )
     model = load_pretrained(Wav2Vec2ForSequenceClassification, folder, local_files_only=True).eval()
     extractor = load_pretrained(AutoFeatureExtractor, folder, local_files_only=True)
     course = config.get("course") or {}  # notebook 09's preprocessing (save_wav2vec2)
@@ -451,9 +546,15 @@ def _scorer(folder: Path, config: dict, max_seconds: float | None = None, **_) -
         else:  # centre crop, then normalised over the real samples and zero-padded at the end, as in training
             if len(wave) > n_samples:
                 start = (len(wave) - n_samples) // 2
-                wave = wave[start:start + n_samples]
-            encoded = extractor(wave, sampling_rate=sr, padding="max_length", max_length=n_samples,
-                                return_attention_mask=True, return_tensors="pt")
+                wave = wave[start : start + n_samples]
+            encoded = extractor(
+                wave,
+                sampling_rate=sr,
+                padding="max_length",
+                max_length=n_samples,
+                return_attention_mask=True,
+                return_tensors="pt",
+            )
             if not extractor.return_attention_mask:
                 encoded.pop("attention_mask")
         return {k: v for k, v in encoded.items() if k in ("input_values", "attention_mask")}
@@ -469,5 +570,6 @@ def _scorer(folder: Path, config: dict, max_seconds: float | None = None, **_) -
 
 
 # transformers' config names no course task: recognised by model_type, before the generic text kind
-register_model_kind("model_type=wav2vec2", _scorer, modality="audio",
-                    matches=lambda config: config.get("model_type") == "wav2vec2")
+register_model_kind(
+    "model_type=wav2vec2", _scorer, modality="audio", matches=lambda config: config.get("model_type") == "wav2vec2"
+)

@@ -26,21 +26,31 @@ the head learns say where emotion lives.
 - :func:`logreg_baseline`: the simple baseline, every layer's statistics concatenated → standardised logistic
   regression.
 """
+
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
 import torch
 from torch import nn
 
-from helpers.audio.features import (TARGET_SR, AudioError, add_noise, clip_cache_path, load_audio, read_clip_cache,
-                                    trim_silence, warn_rejected, write_clip_cache)
+from helpers.audio.features import (
+    TARGET_SR,
+    AudioError,
+    add_noise,
+    clip_cache_path,
+    load_audio,
+    read_clip_cache,
+    trim_silence,
+    warn_rejected,
+    write_clip_cache,
+)
 
 WHISPER_FEATURE_VERSION = 1  # bump when the feature computation changes: every cached file is then recomputed
 HOP = 160  # samples per log-mel frame (10 ms at 16 kHz)
@@ -93,8 +103,13 @@ def weights_fingerprint(folder: Path) -> str:
     return f"{folder.resolve()}:{stat.st_size}:{stat.st_mtime_ns}" if stat else str(folder.resolve())
 
 
-def load_whisper_encoder(name: str = "whisper-base", path: str | Path | None = None, *, window_seconds: float = 6.0,
-                         n_layers: int | None = None) -> WhisperAudioEncoder:
+def load_whisper_encoder(
+    name: str = "whisper-base",
+    path: str | Path | None = None,
+    *,
+    window_seconds: float = 6.0,
+    n_layers: int | None = None,
+) -> WhisperAudioEncoder:
     """The frozen encoder of registry model ``name``, shortened to ``window_seconds`` (and to ``n_layers`` layers).
 
     The folder is found by :func:`helpers.pretrained.registry.resolve_model` (hub, cache or the offline build) and
@@ -108,8 +123,15 @@ def load_whisper_encoder(name: str = "whisper-base", path: str | Path | None = N
     folder = resolve_model(name, path)
     encoder, extractor = load_encoder(name, folder, num_layers=n_layers, window_s=window_seconds, verbose=False)
     encoder.requires_grad_(False)
-    return WhisperAudioEncoder(encoder.eval(), extractor, name, encoder.config.course_origin, float(window_seconds),
-                               len(encoder.layers), weights_fingerprint(Path(folder)))
+    return WhisperAudioEncoder(
+        encoder.eval(),
+        extractor,
+        name,
+        encoder.config.course_origin,
+        float(window_seconds),
+        len(encoder.layers),
+        weights_fingerprint(Path(folder)),
+    )
 
 
 # --------------------------------------------------------------------------- pooling over the real frames
@@ -153,7 +175,9 @@ def encode_layers(enc: WhisperAudioEncoder, waves: Sequence[np.ndarray], batch_s
     device = next(enc.encoder.parameters()).device
     out = []
     for start in range(0, len(waves), batch_size):
-        batch = [_center(np.asarray(w, dtype=np.float32), enc.window_samples) for w in waves[start:start + batch_size]]
+        batch = [
+            _center(np.asarray(w, dtype=np.float32), enc.window_samples) for w in waves[start : start + batch_size]
+        ]
         if any(len(w) == 0 for w in batch):
             raise WhisperFeatureError("a waveform is empty")
         inputs = enc.extractor(batch, sampling_rate=TARGET_SR, return_tensors="pt")
@@ -167,7 +191,7 @@ def _center(wave: np.ndarray, n: int) -> np.ndarray:
     if len(wave) <= n:
         return wave
     start = (len(wave) - n) // 2
-    return wave[start:start + n]
+    return wave[start : start + n]
 
 
 # --------------------------------------------------------------------------- cached features of a clip frame
@@ -218,14 +242,22 @@ def extract_whisper_features(
     if len(frame) == 0:
         raise WhisperFeatureError("the frame holds no clips")
     paths = [str(p) for p in frame[path_col]]
-    settings = {"version": WHISPER_FEATURE_VERSION, "model": enc.name, "weights": enc.fingerprint,
-                "window_seconds": enc.window_seconds, "n_layers": enc.n_layers, "trim_db": trim_db,
-                "noise_snr_db": noise_snr_db, "noise_seed": noise_seed if noise_snr_db is not None else None}
+    settings = {
+        "version": WHISPER_FEATURE_VERSION,
+        "model": enc.name,
+        "weights": enc.fingerprint,
+        "window_seconds": enc.window_seconds,
+        "n_layers": enc.n_layers,
+        "trim_db": trim_db,
+        "noise_snr_db": noise_snr_db,
+        "noise_seed": noise_seed if noise_snr_db is not None else None,
+    }
     cache_path = clip_cache_path(cache_name, settings, paths)
     if use_cache and cache_path.exists():
         (features, speech), kept, rejected = read_clip_cache(cache_path, "features", "speech_seconds")
-        result = WhisperFeatureSet(features, frame.iloc[kept].reset_index(drop=True), rejected, settings, cache_path, True,
-                                   0.0, speech)
+        result = WhisperFeatureSet(
+            features, frame.iloc[kept].reset_index(drop=True), rejected, settings, cache_path, True, 0.0, speech
+        )
     else:
         start = time.perf_counter()
         kept, rejected, chunks, speech, pending = [], [], [], [], []
@@ -257,8 +289,16 @@ def extract_whisper_features(
         features, speech = np.concatenate(chunks).astype(np.float32), np.asarray(speech, dtype=np.float32)
         if use_cache:
             write_clip_cache(cache_path, kept, rejected, features=features, speech_seconds=speech)
-        result = WhisperFeatureSet(features, frame.iloc[kept].reset_index(drop=True), rejected, settings,
-                                   cache_path if use_cache else None, False, time.perf_counter() - start, speech)
+        result = WhisperFeatureSet(
+            features,
+            frame.iloc[kept].reset_index(drop=True),
+            rejected,
+            settings,
+            cache_path if use_cache else None,
+            False,
+            time.perf_counter() - start,
+            speech,
+        )
     warn_rejected(result.rejected, len(paths))
     return result
 
@@ -293,8 +333,9 @@ class LayerWeightedHead(nn.Module):
     def __init__(self, n_layers: int, dim: int, num_classes: int, hidden: int = 256, dropout: float = 0.3):
         super().__init__()
         self.layer_logits = nn.Parameter(torch.zeros(n_layers))
-        self.net = nn.Sequential(nn.Dropout(dropout), nn.Linear(dim, hidden), nn.ReLU(), nn.Dropout(dropout),
-                                 nn.Linear(hidden, num_classes))
+        self.net = nn.Sequential(
+            nn.Dropout(dropout), nn.Linear(dim, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, num_classes)
+        )
 
     def layer_weights(self) -> torch.Tensor:
         return torch.softmax(self.layer_logits, dim=0)
@@ -302,7 +343,9 @@ class LayerWeightedHead(nn.Module):
     def mix(self, x: torch.Tensor) -> torch.Tensor:
         """``[batch, layers, dim]`` → the weighted sum over layers, ``[batch, dim]`` (the head's embedding input)."""
         if x.shape[1] != len(self.layer_logits):
-            raise WhisperFeatureError(f"the head has {len(self.layer_logits)} layer weights, the input {x.shape[1]} layers")
+            raise WhisperFeatureError(
+                f"the head has {len(self.layer_logits)} layer weights, the input {x.shape[1]} layers"
+            )
         return torch.einsum("l,bld->bd", self.layer_weights(), x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -367,8 +410,9 @@ def train_layer_head(
     features = np.asarray(features)
     labels = np.asarray(labels, dtype=np.int64)
     if features.ndim != 3 or len(features) != len(labels):
-        raise WhisperFeatureError(f"need features [clips, layers, dims] and one label per clip; got {features.shape} "
-                                  f"and {len(labels)} labels")
+        raise WhisperFeatureError(
+            f"need features [clips, layers, dims] and one label per clip; got {features.shape} and {len(labels)} labels"
+        )
     if labels.min() < 0 or labels.max() >= num_classes:
         raise WhisperFeatureError(f"labels must lie in [0, {num_classes})")
     train_i, val_i = _indices(train_i, len(labels), "training"), _indices(val_i, len(labels), "validation")
@@ -382,10 +426,27 @@ def train_layer_head(
     model = LayerWeightedHead(features.shape[1], features.shape[2], num_classes, hidden=hidden, dropout=dropout)
     optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=weight_decay)
     start = time.perf_counter()
-    history = fit(model, loader(train_i, True), loader(val_i, False), optimizer, epochs, torch.device("cpu"),
-                  loss_fn=nn.CrossEntropyLoss(label_smoothing=label_smoothing), monitor="val_loss", progress=progress)
-    settings = {"hidden": hidden, "dropout": dropout, "epochs": epochs, "learning_rate": learning_rate,
-                "weight_decay": weight_decay, "batch_size": batch_size, "label_smoothing": label_smoothing, "seed": seed}
+    history = fit(
+        model,
+        loader(train_i, True),
+        loader(val_i, False),
+        optimizer,
+        epochs,
+        torch.device("cpu"),
+        loss_fn=nn.CrossEntropyLoss(label_smoothing=label_smoothing),
+        monitor="val_loss",
+        progress=progress,
+    )
+    settings = {
+        "hidden": hidden,
+        "dropout": dropout,
+        "epochs": epochs,
+        "learning_rate": learning_rate,
+        "weight_decay": weight_decay,
+        "batch_size": batch_size,
+        "label_smoothing": label_smoothing,
+        "seed": seed,
+    }
     return HeadRun(model.eval(), scaler, history, settings, time.perf_counter() - start)
 
 
@@ -421,8 +482,20 @@ def flatten_layers(features: np.ndarray) -> np.ndarray:
 
 
 __all__ = [
-    "WHISPER_FEATURE_VERSION", "WhisperFeatureError", "WhisperAudioEncoder", "load_whisper_encoder",
-    "real_encoder_frames", "pool_real_frames", "encode_layers", "WhisperFeatureSet", "extract_whisper_features",
-    "LayerStandardizer", "LayerWeightedHead", "HeadRun", "train_layer_head", "predict_layer_head", "logreg_baseline",
+    "WHISPER_FEATURE_VERSION",
+    "WhisperFeatureError",
+    "WhisperAudioEncoder",
+    "load_whisper_encoder",
+    "real_encoder_frames",
+    "pool_real_frames",
+    "encode_layers",
+    "WhisperFeatureSet",
+    "extract_whisper_features",
+    "LayerStandardizer",
+    "LayerWeightedHead",
+    "HeadRun",
+    "train_layer_head",
+    "predict_layer_head",
+    "logreg_baseline",
     "flatten_layers",
 ]

@@ -1,6 +1,7 @@
 """Score any model folder the course saved on a labelled file, from the command line.
 
-    python -m helpers.cli.evaluate --model models/02_lstm_emotion_en --data my_tweets.csv [--out report.json] [--overwrite]
+    python -m helpers.cli.evaluate --model models/02_lstm_emotion_en --data my_tweets.csv
+                                   [--out report.json] [--overwrite]
 
 Text models (the LSTM folders of notebooks 02/03, the transformers folders of notebooks 05/06) read a CSV with
 the columns ``text,label``; labels may be names (``joy``) or ids (``1``). Speech models (the SpeechCNN folders of
@@ -20,14 +21,15 @@ preprocessing repeated) and, last, any other ``…ForSequenceClassification`` (:
 Nothing in a folder is ever executed: weights are read with ``torch.load(weights_only=True)`` or safetensors,
 ``trust_remote_code`` is never set.
 """
+
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -97,8 +99,10 @@ def _load_known_model(folder: Path, config: dict, max_seconds: float | None) -> 
     kind = find_model_kind(config)
     if kind is None:
         known = [k.name for k in model_kinds()]
-        raise EvaluationError(f"{folder} holds a model the evaluator does not know (task={config.get('task')!r}, "
-                              f"model_type={config.get('model_type')!r}); it reads {known}")
+        raise EvaluationError(
+            f"{folder} holds a model the evaluator does not know (task={config.get('task')!r}, "
+            f"model_type={config.get('model_type')!r}); it reads {known}"
+        )
     return kind.loader(folder, config, max_seconds=max_seconds)
 
 
@@ -195,7 +199,9 @@ def _audio_rows(frame: pd.DataFrame, folder: Path, index, label_names, report: R
     return paths, labels, rows
 
 
-def read_text_rows(path: Path, label_names: list[str], report: Report, rows: list[int] | None = None) -> tuple[list[str], list[int]]:
+def read_text_rows(
+    path: Path, label_names: list[str], report: Report, rows: list[int] | None = None
+) -> tuple[list[str], list[int]]:
     """Texts and label ids from a ``text,label`` CSV; problem rows go into ``report.problems``.
 
     ``rows``, when given, receives the file's row number (the header is row 1) of every returned text.
@@ -208,7 +214,9 @@ def read_text_rows(path: Path, label_names: list[str], report: Report, rows: lis
     return texts, labels
 
 
-def read_audio_rows(folder: Path, label_names: list[str], report: Report, rows: list[int] | None = None) -> tuple[list[str], list[int]]:
+def read_audio_rows(
+    folder: Path, label_names: list[str], report: Report, rows: list[int] | None = None
+) -> tuple[list[str], list[int]]:
     """Clip paths and label ids from ``<folder>/metadata.csv`` (``path,emotion``); missing files are problems.
 
     ``rows``, when given, receives the row number in ``metadata.csv`` of every returned clip.
@@ -227,8 +235,14 @@ def read_audio_rows(folder: Path, label_names: list[str], report: Report, rows: 
 # --------------------------------------------------------------------------- scoring
 
 
-def evaluate(model_dir: str | Path, data: str | Path, batch_size: int = 64, max_seconds: float | None = MAX_SECONDS,
-             progress: bool = False, chunk_rows: int = CHUNK_ROWS) -> Report:
+def evaluate(
+    model_dir: str | Path,
+    data: str | Path,
+    batch_size: int = 64,
+    max_seconds: float | None = MAX_SECONDS,
+    progress: bool = False,
+    chunk_rows: int = CHUNK_ROWS,
+) -> Report:
     """Score the model in ``model_dir`` on ``data`` and return a :class:`Report`.
 
     The file is read, decoded and scored ``chunk_rows`` rows at a time (a progress bar when ``progress``), so
@@ -265,7 +279,7 @@ def evaluate(model_dir: str | Path, data: str | Path, batch_size: int = 64, max_
             first_row += len(frame)
             report.rows_total += len(frame)
             for start in range(0, len(inputs), batch_size):
-                chunk = inputs[start:start + batch_size]
+                chunk = inputs[start : start + batch_size]
                 try:
                     predicted = [int(i) for i in model.predict_proba(chunk).argmax(axis=1)]
                     kept = list(range(start, start + len(chunk)))
@@ -286,8 +300,9 @@ def evaluate(model_dir: str | Path, data: str | Path, batch_size: int = 64, max_
         raise EvaluationError(f"no rows in {source} (only a header)")
     scored = int(confusion.sum())
     if not scored:
-        raise EvaluationError(f"no scorable rows in {data} ({report.problems_total} problem rows; first: "
-                              f"{report.problems[:3]})")
+        raise EvaluationError(
+            f"no scorable rows in {data} ({report.problems_total} problem rows; first: {report.problems[:3]})"
+        )
     rows_i, cols_i = np.nonzero(confusion)
     counts = confusion[rows_i, cols_i]
     metrics = classification_metrics(np.repeat(rows_i, counts), np.repeat(cols_i, counts), num_classes=k)
@@ -297,7 +312,8 @@ def evaluate(model_dir: str | Path, data: str | Path, batch_size: int = 64, max_
 
 
 def _refuse_existing_report(out: Path, overwrite: bool) -> None:
-    """:class:`EvaluationError` when ``out`` already exists and ``--overwrite`` was not given (a user's file is kept)."""
+    """:class:`EvaluationError` when ``out`` already exists and ``--overwrite`` was not given
+    (a user's file is kept)."""
     if not overwrite and (out.exists() or out.is_symlink()):
         raise EvaluationError(f"{out} already exists; it is kept: pass --overwrite to replace it, or --out NEW.json")
 
@@ -305,13 +321,26 @@ def _refuse_existing_report(out: Path, overwrite: bool) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Score a saved course model on labelled data.")
     parser.add_argument("--model", required=True, type=Path, help="a model folder saved by a notebook")
-    parser.add_argument("--data", required=True, type=Path, help="a CSV of text,label or a folder with metadata.csv (path,emotion)")
-    parser.add_argument("--out", type=Path, help="where to write the JSON report (default: evaluation.json beside the data); "
-                        "an existing file is refused unless --overwrite")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace a report that already exists at --out / evaluation.json (default: refuse, exit 2)")
-    parser.add_argument("--max-seconds", type=float, default=MAX_SECONDS,
-                        help=f"longest clip to decode (default {MAX_SECONDS:g} s; longer clips are reported, not read)")
+    parser.add_argument(
+        "--data", required=True, type=Path, help="a CSV of text,label or a folder with metadata.csv (path,emotion)"
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="where to write the JSON report (default: evaluation.json beside the data); "
+        "an existing file is refused unless --overwrite",
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a report that already exists at --out / evaluation.json (default: refuse, exit 2)",
+    )
+    parser.add_argument(
+        "--max-seconds",
+        type=float,
+        default=MAX_SECONDS,
+        help=f"longest clip to decode (default {MAX_SECONDS:g} s; longer clips are reported, not read)",
+    )
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
@@ -322,8 +351,13 @@ def main(argv: list[str] | None = None) -> int:
         if out.is_dir():
             raise EvaluationError(f"--out {out} is a folder; give the path of a .json file")
         _refuse_existing_report(out, args.overwrite)  # before scoring: a refusal costs nothing
-        report = evaluate(args.model, args.data, batch_size=args.batch_size, max_seconds=args.max_seconds,
-                          progress=not args.no_progress and sys.stderr.isatty())
+        report = evaluate(
+            args.model,
+            args.data,
+            batch_size=args.batch_size,
+            max_seconds=args.max_seconds,
+            progress=not args.no_progress and sys.stderr.isatty(),
+        )
     except (CourseInputError, FileNotFoundError, KeyError, ValueError) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"error: {message}", file=sys.stderr)
@@ -337,9 +371,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     try:
-        atomic_write_bytes(out, (json.dumps(report.__dict__, indent=2, ensure_ascii=False, default=float) + "\n").encode("utf-8"))
+        atomic_write_bytes(
+            out, (json.dumps(report.__dict__, indent=2, ensure_ascii=False, default=float) + "\n").encode("utf-8")
+        )
     except OSError as exc:
-        print(f"error: cannot write the report to {out} ({exc.strerror or exc}); choose another place with --out", file=sys.stderr)
+        print(
+            f"error: cannot write the report to {out} ({exc.strerror or exc}); choose another place with --out",
+            file=sys.stderr,
+        )
         return 2
     print(f"{report.rows_scored} of {report.rows_total} rows scored ({report.problems_total} problems)")
     for name, value in report.metrics.items():
@@ -347,7 +386,14 @@ def main(argv: list[str] | None = None) -> int:
     for problem in report.problems[:10]:
         print(f"  row {problem.get('row')}: {problem['problem']}")
     if report.problems_total > 10:
-        print(f"  … {report.problems_total - 10} more" + (f" ({len(report.problems)} listed in {out})" if report.problems_total > len(report.problems) else f" in {out}"))
+        print(
+            f"  … {report.problems_total - 10} more"
+            + (
+                f" ({len(report.problems)} listed in {out})"
+                if report.problems_total > len(report.problems)
+                else f" in {out}"
+            )
+        )
     print(f"report: {out}")
     return 0
 

@@ -14,11 +14,12 @@ folder of ``train.csv``, ``validation.csv`` and optional ``test.csv`` (columns `
 validation, the held-out test split as test). ``OUT/model`` is a folder that
 ``python -m helpers.cli.evaluate --model OUT/model --data file.csv`` scores.
 """
+
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from helpers.core.env import REPO_ROOT
 
@@ -30,14 +31,24 @@ def build_parser() -> argparse.ArgumentParser:
     from helpers.pretrained import MODELS
 
     text_models = sorted(n for n, s in MODELS.items() if s.model_type != "whisper")
-    p = argparse.ArgumentParser(prog="python -m helpers.cli.train_text finetune",
-                                description="Fine-tune a pretrained encoder of the course's registry as a text classifier "
-                                            "(one process, or DDP under torchrun / accelerate launch).")
+    p = argparse.ArgumentParser(
+        prog="python -m helpers.cli.train_text finetune",
+        description="Fine-tune a pretrained encoder of the course's registry as a text classifier "
+        "(one process, or DDP under torchrun / accelerate launch).",
+    )
     p.add_argument("--model", choices=text_models, default="e5-small", help="registry name of the encoder")
-    p.add_argument("--model-path", type=Path, default=None,
-                   help="a folder holding that model (default: $COURSE_MODEL_DIR, the HF cache/hub or the offline build)")
-    p.add_argument("--num-layers", type=int, default=None,
-                   help="keep only the first N encoder layers (a cheaper model of the same class, for smoke runs)")
+    p.add_argument(
+        "--model-path",
+        type=Path,
+        default=None,
+        help="a folder holding that model (default: $COURSE_MODEL_DIR, the HF cache/hub or the offline build)",
+    )
+    p.add_argument(
+        "--num-layers",
+        type=int,
+        default=None,
+        help="keep only the first N encoder layers (a cheaper model of the same class, for smoke runs)",
+    )
     p.add_argument("--data", required=True, help=f"a folder with train.csv, validation.csv [, test.csv], or {KO_DATA}")
     p.add_argument("--fold", type=int, default=None, help=f"with --data {KO_DATA}: the fold to validate on")
     p.add_argument("--n-folds", type=int, default=5, help=f"with --data {KO_DATA}: number of folds")
@@ -49,8 +60,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weight-decay", type=float, default=0.01)
     p.add_argument("--warmup", type=float, default=0.06, help="share of the steps with a linear warm-up")
     p.add_argument("--dropout", type=float, default=0.1)
-    p.add_argument("--train-word-embeddings", action="store_true",
-                   help="also train the word-embedding table (most of the parameters; slow on a CPU)")
+    p.add_argument(
+        "--train-word-embeddings",
+        action="store_true",
+        help="also train the word-embedding table (most of the parameters; slow on a CPU)",
+    )
     add_loop_arguments(p, epochs=3, patience=None, default_output=None)
     p.set_defaults(clip_grad_norm=1.0, eval_batch_size=128)
     return p
@@ -106,39 +120,88 @@ def build_job(args: argparse.Namespace, ctx):
     _check(args)
     splits, label_names, data_name = load_splits(args)
     model, tokenizer, prefix, origin = ef.build_classifier(
-        args.model, len(label_names), path=args.model_path, num_layers=args.num_layers, dropout=args.dropout,
-        freeze_embeddings=not args.train_word_embeddings, seed=args.seed, verbose=ctx.is_main)
+        args.model,
+        len(label_names),
+        path=args.model_path,
+        num_layers=args.num_layers,
+        dropout=args.dropout,
+        freeze_embeddings=not args.train_word_embeddings,
+        seed=args.seed,
+        verbose=ctx.is_main,
+    )
 
     def encoded(frame) -> list[tuple[list[int], int]]:
-        return list(zip(ef.encode(tokenizer, frame["text"].tolist(), prefix, args.max_length),
-                        (int(y) for y in frame["label"])))
+        return list(
+            zip(ef.encode(tokenizer, frame["text"].tolist(), prefix, args.max_length), (int(y) for y in frame["label"]))
+        )
 
     train_set = encoded(splits["train"])
-    val_set, test_set = (sorted(encoded(splits[s]), key=lambda ex: len(ex[0])) if s in splits else None
-                         for s in ("validation", "test"))
+    val_set, test_set = (
+        sorted(encoded(splits[s]), key=lambda ex: len(ex[0])) if s in splits else None for s in ("validation", "test")
+    )
     epoch_batches = ef.length_grouped_batches([len(ids) for ids, _ in train_set], args.batch_size, args.seed)
     total_steps = args.epochs * len(epoch_batches(0))
-    config = {"model": args.model, "origin": origin, "num_layers": args.num_layers, "data": data_name,
-              "fold": args.fold, "n_folds": args.n_folds if args.fold is not None else None, "limit": args.limit,
-              "seed": args.seed, "max_length": args.max_length, "batch_size": args.batch_size, "lr": args.lr,
-              "head_lr": args.head_lr, "weight_decay": args.weight_decay, "warmup": args.warmup,
-              "dropout": args.dropout, "train_word_embeddings": args.train_word_embeddings, "epochs": args.epochs,
-              "train_size": len(train_set), "label_names": label_names,
-              "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad)}
+    config = {
+        "model": args.model,
+        "origin": origin,
+        "num_layers": args.num_layers,
+        "data": data_name,
+        "fold": args.fold,
+        "n_folds": args.n_folds if args.fold is not None else None,
+        "limit": args.limit,
+        "seed": args.seed,
+        "max_length": args.max_length,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "head_lr": args.head_lr,
+        "weight_decay": args.weight_decay,
+        "warmup": args.warmup,
+        "dropout": args.dropout,
+        "train_word_embeddings": args.train_word_embeddings,
+        "epochs": args.epochs,
+        "train_size": len(train_set),
+        "label_names": label_names,
+        "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
+    }
 
     def save_model(m, folder: Path, summary: dict) -> None:
-        extra = {"trained_by": "python -m helpers.cli.train_text finetune", "data": data_name,
-                 "train_size": len(train_set), "seed": args.seed, "lr": args.lr, "epochs": args.epochs,
-                 "best_epoch": summary["best_epoch"], "validation": summary["validation"], "test": summary["test"]}
-        ef.write_encoder_classifier(folder, m, tokenizer, labels=label_names, prefix=prefix,
-                                    max_length=args.max_length, encoder_name=args.model, origin=origin, extra=extra)
+        extra = {
+            "trained_by": "python -m helpers.cli.train_text finetune",
+            "data": data_name,
+            "train_size": len(train_set),
+            "seed": args.seed,
+            "lr": args.lr,
+            "epochs": args.epochs,
+            "best_epoch": summary["best_epoch"],
+            "validation": summary["validation"],
+            "test": summary["test"],
+        }
+        ef.write_encoder_classifier(
+            folder,
+            m,
+            tokenizer,
+            labels=label_names,
+            prefix=prefix,
+            max_length=args.max_length,
+            encoder_name=args.model,
+            origin=origin,
+            extra=extra,
+        )
 
     return TrainingJob(
-        name=f"{args.model} fine-tuned on {data_name}", model=model, train_set=train_set, epoch_batches=epoch_batches,
-        collate=ef.collate_ids(tokenizer.pad_token_id), num_classes=len(label_names),
+        name=f"{args.model} fine-tuned on {data_name}",
+        model=model,
+        train_set=train_set,
+        epoch_batches=epoch_batches,
+        collate=ef.collate_ids(tokenizer.pad_token_id),
+        num_classes=len(label_names),
         make_optimizer=lambda m: ef.make_optimizer(m, args.lr, args.head_lr, args.weight_decay),
         make_scheduler=lambda opt: ef.linear_warmup(opt, total_steps, args.warmup),
-        save_model=save_model, val_set=val_set, test_set=test_set, config=config)
+        save_model=save_model,
+        val_set=val_set,
+        test_set=test_set,
+        config=config,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -18,15 +18,17 @@ script options on:
 
 This module holds only that glue: flags, ``--config`` files, the resume checks, the log and the output files.
 """
+
 from __future__ import annotations
 
 import argparse
 import json
 import logging
 import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -192,8 +194,10 @@ def _load_resume_checkpoint(settings: LoopSettings, job: TrainingJob) -> dict | 
     newest = latest_checkpoint(checkpoints)
     if settings.resume is None:
         if newest is not None:
-            raise TrainingError(f"{settings.output} already holds checkpoints (newest: {newest.name}); pass --resume to "
-                                "continue that run, or choose another --output")
+            raise TrainingError(
+                f"{settings.output} already holds checkpoints (newest: {newest.name}); pass --resume to "
+                "continue that run, or choose another --output"
+            )
         return None
     if settings.resume == "auto":
         path = newest
@@ -209,8 +213,10 @@ def _load_resume_checkpoint(settings: LoopSettings, job: TrainingJob) -> dict | 
     differences = _config_differences(checkpoint.get("config", {}), job.config)
     if differences:
         listed = "; ".join(f"{k}: checkpoint {a!r}, now {b!r}" for k, a, b in ((k, *v) for k, v in differences.items()))
-        raise TrainingError(f"{path} was written by a run with other settings ({listed}). Resume with the same "
-                            "settings (e.g. --config OUTPUT/run_config.json), or start a new run in another --output")
+        raise TrainingError(
+            f"{path} was written by a run with other settings ({listed}). Resume with the same "
+            "settings (e.g. --config OUTPUT/run_config.json), or start a new run in another --output"
+        )
     checkpoint["path"] = str(path)
     return checkpoint
 
@@ -241,71 +247,137 @@ def _run(job: TrainingJob, settings: LoopSettings, ctx: DistContext, logger: log
     mixed = MixedPrecision(settings.precision, ctx.device)  # what "auto" means on this device, for the log
     precision = mixed.precision
     described = f"{ctx.world_size} process(es), {ctx.device}" + (f", backend {ctx.backend}" if ctx.backend else "")
-    logger.info(f"{job.name}: {len(job.train_set):,} training examples, {described}, precision {precision}"
-                + (f" ({mixed.note})" if mixed.note else ""))
+    logger.info(
+        f"{job.name}: {len(job.train_set):,} training examples, {described}, precision {precision}"
+        + (f" ({mixed.note})" if mixed.note else "")
+    )
     eval_collate = job.eval_collate or job.collate
     loss_fn = nn.CrossEntropyLoss(label_smoothing=job.label_smoothing)
-    run_settings = {"epochs": settings.epochs, "patience": settings.patience, "monitor": settings.monitor,
-                    "precision": precision, "world_size": ctx.world_size, "device": str(ctx.device),
-                    "backend": ctx.backend, "clip_grad_norm": settings.clip_grad_norm}
+    run_settings = {
+        "epochs": settings.epochs,
+        "patience": settings.patience,
+        "monitor": settings.monitor,
+        "precision": precision,
+        "world_size": ctx.world_size,
+        "device": str(ctx.device),
+        "backend": ctx.backend,
+        "clip_grad_norm": settings.clip_grad_norm,
+    }
 
     def payload(history, finished: bool, test: dict | None = None, replica_diff: float | None = None) -> dict:
-        return {"job": job.name, "config": job.config, "settings": run_settings, "history": history.rows(),
-                "best_epoch": history.best_epoch, "stopped_early": history.stopped_early,
-                "validation": history.best_validation, "test": test, "resumed_at": history.resumed_at,
-                "replica_max_abs_diff": replica_diff, "finished": finished}
+        return {
+            "job": job.name,
+            "config": job.config,
+            "settings": run_settings,
+            "history": history.rows(),
+            "best_epoch": history.best_epoch,
+            "stopped_early": history.stopped_early,
+            "validation": history.best_validation,
+            "test": test,
+            "resumed_at": history.resumed_at,
+            "replica_max_abs_diff": replica_diff,
+            "finished": finished,
+        }
 
     def after_epoch(epoch, history, path):
         if ctx.is_main:
             _write_json(output / "metrics.json", payload(history, finished=False))
 
     history = fit(
-        model, IndexBatches(job.train_set, job.epoch_batches, job.collate, ctx),
+        model,
+        IndexBatches(job.train_set, job.epoch_batches, job.collate, ctx),
         eval_batches(job.val_set, eval_collate, settings.eval_batch_size, ctx) if job.val_set is not None else None,
-        optimizer, settings.epochs, ctx.device, loss_fn=loss_fn, scheduler=scheduler, scheduler_step=job.scheduler_step,
-        clip_grad_norm=settings.clip_grad_norm, patience=settings.patience, monitor=settings.monitor,
-        progress=settings.progress, precision=precision, checkpoint_dir=output / "checkpoints",
-        keep_checkpoints=settings.keep_checkpoints, resume=checkpoint, config=job.config, generators=job.generators,
-        ctx=ctx, on_epoch_end=after_epoch, log=logger.info,
+        optimizer,
+        settings.epochs,
+        ctx.device,
+        loss_fn=loss_fn,
+        scheduler=scheduler,
+        scheduler_step=job.scheduler_step,
+        clip_grad_norm=settings.clip_grad_norm,
+        patience=settings.patience,
+        monitor=settings.monitor,
+        progress=settings.progress,
+        precision=precision,
+        checkpoint_dir=output / "checkpoints",
+        keep_checkpoints=settings.keep_checkpoints,
+        resume=checkpoint,
+        config=job.config,
+        generators=job.generators,
+        ctx=ctx,
+        on_epoch_end=after_epoch,
+        log=logger.info,
     )
     test = None
     if job.test_set is not None:
-        test = evaluate(model, eval_batches(job.test_set, eval_collate, settings.eval_batch_size, ctx), ctx.device,
-                        loss_fn, ctx)
+        test = evaluate(
+            model, eval_batches(job.test_set, eval_collate, settings.eval_batch_size, ctx), ctx.device, loss_fn, ctx
+        )
     result = payload(history, finished=True, test=test, replica_diff=replica_difference(model, ctx))
     if ctx.is_main:
         with atomic_folder(output / "model") as staging:
             job.save_model(model, staging, result)
         _write_json(output / "metrics.json", result)
         if test is not None:
-            logger.info(f"test (best epoch {history.best_epoch}): accuracy {test['accuracy']:.4f}, "
-                        f"macro-F1 {test['macro_f1']:.4f}")
-        logger.info(f"model → {output / 'model'} (python -m helpers.cli.evaluate --model {output / 'model'} --data ...); "
-                    f"metrics → {output / 'metrics.json'}")
+            logger.info(
+                f"test (best epoch {history.best_epoch}): accuracy {test['accuracy']:.4f}, "
+                f"macro-F1 {test['macro_f1']:.4f}"
+            )
+        logger.info(
+            f"model → {output / 'model'} (python -m helpers.cli.evaluate --model {output / 'model'} --data ...); "
+            f"metrics → {output / 'metrics.json'}"
+        )
     return result
 
 
 # --------------------------------------------------------------------------- command-line pieces
 
 
-def add_loop_arguments(parser: argparse.ArgumentParser, epochs: int, patience: int | None, default_output: Path | None,
-                       monitor: str = DEFAULT_MONITOR) -> None:
+def add_loop_arguments(
+    parser: argparse.ArgumentParser,
+    epochs: int,
+    patience: int | None,
+    default_output: Path | None,
+    monitor: str = DEFAULT_MONITOR,
+) -> None:
     """The flags every training script shares (epochs, output, resume, precision, ...)."""
-    parser.add_argument("--config", type=Path, default=None,
-                        help="JSON file of settings (keys are the long flag names); flags given on the command line win")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help="JSON file of settings (keys are the long flag names); flags given on the command line win",
+    )
     parser.add_argument("--epochs", type=int, default=epochs)
-    parser.add_argument("--patience", type=int, default=patience,
-                        help="stop after this many epochs without a better validation score (0: never)")
-    parser.add_argument("--monitor", choices=MONITORS, default=monitor, help="validation score that picks the best epoch")
-    parser.add_argument("--output", type=Path, default=default_output,
-                        help="folder for checkpoints/, metrics.json, train.log, run_config.json and model/")
-    parser.add_argument("--resume", nargs="?", const="auto", default=None,
-                        help="continue from the newest checkpoint in --output (or from the checkpoint file given); "
-                             "starts afresh when there is none yet")
+    parser.add_argument(
+        "--patience",
+        type=int,
+        default=patience,
+        help="stop after this many epochs without a better validation score (0: never)",
+    )
+    parser.add_argument(
+        "--monitor", choices=MONITORS, default=monitor, help="validation score that picks the best epoch"
+    )
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=default_output,
+        help="folder for checkpoints/, metrics.json, train.log, run_config.json and model/",
+    )
+    parser.add_argument(
+        "--resume",
+        nargs="?",
+        const="auto",
+        default=None,
+        help="continue from the newest checkpoint in --output (or from the checkpoint file given); "
+        "starts afresh when there is none yet",
+    )
     parser.add_argument("--keep-checkpoints", type=int, default=2, help="how many of the newest checkpoints to keep")
-    parser.add_argument("--precision", choices=PRECISIONS, default=default_precision(),
-                        help="auto: bf16 (or fp16) autocast on CUDA, fp32 elsewhere (default: accelerate's "
-                             "--mixed_precision when launched by it)")
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default=default_precision(),
+        help="auto: bf16 (or fp16) autocast on CUDA, fp32 elsewhere (default: accelerate's "
+        "--mixed_precision when launched by it)",
+    )
     parser.add_argument("--clip-grad-norm", type=float, default=None)
     parser.add_argument("--eval-batch-size", type=int, default=256)
     parser.add_argument("--seed", type=int, default=42)
@@ -352,17 +424,36 @@ def parse_with_config(parser: argparse.ArgumentParser, argv: Sequence[str] | Non
 
 def settings_from_args(args: argparse.Namespace) -> LoopSettings:
     """The :class:`LoopSettings` of parsed script flags (``run_config`` = the flags, for ``--config``)."""
-    record = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
-              if k not in ("config", "resume", "command")}
+    record = {
+        k: (str(v) if isinstance(v, Path) else v)
+        for k, v in vars(args).items()
+        if k not in ("config", "resume", "command")
+    }
     return LoopSettings(
-        output=args.output, epochs=args.epochs, patience=args.patience, monitor=args.monitor, precision=args.precision,
-        clip_grad_norm=args.clip_grad_norm, resume=args.resume, keep_checkpoints=args.keep_checkpoints,
-        eval_batch_size=args.eval_batch_size, progress=not args.no_progress, run_config=record,
+        output=args.output,
+        epochs=args.epochs,
+        patience=args.patience,
+        monitor=args.monitor,
+        precision=args.precision,
+        clip_grad_norm=args.clip_grad_norm,
+        resume=args.resume,
+        keep_checkpoints=args.keep_checkpoints,
+        eval_batch_size=args.eval_batch_size,
+        progress=not args.no_progress,
+        run_config=record,
     )
 
 
-SCRIPT_ERRORS = (TrainingError, CheckpointError, DistributedError, FileNotFoundError, ValueError, KeyError, CourseInputError,
-                 ChecksumError)
+SCRIPT_ERRORS = (
+    TrainingError,
+    CheckpointError,
+    DistributedError,
+    FileNotFoundError,
+    ValueError,
+    KeyError,
+    CourseInputError,
+    ChecksumError,
+)
 
 
 def run_script(build_job: Callable[[argparse.Namespace, DistContext], TrainingJob], args: argparse.Namespace) -> int:
@@ -390,11 +481,23 @@ def run_script(build_job: Callable[[argparse.Namespace, DistContext], TrainingJo
         print(f"error: {message}", file=sys.stderr)
         return 2
     except OSError as exc:  # permission denied, disk full, ...
-        print(f"error: {describe_os_error(exc, 'check --output, its permissions and the free disk space')}", file=sys.stderr)
+        print(
+            f"error: {describe_os_error(exc, 'check --output, its permissions and the free disk space')}",
+            file=sys.stderr,
+        )
         return 2
     return 0
 
 
 __all__ = [
-    "TrainingError", "TrainingJob", "LoopSettings", "run_training", "shuffled_batches", "add_loop_arguments", "parse_with_config", "settings_from_args", "run_script", "MONITORS",
+    "TrainingError",
+    "TrainingJob",
+    "LoopSettings",
+    "run_training",
+    "shuffled_batches",
+    "add_loop_arguments",
+    "parse_with_config",
+    "settings_from_args",
+    "run_script",
+    "MONITORS",
 ]

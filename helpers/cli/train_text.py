@@ -2,8 +2,9 @@
 
     python -m helpers.cli.train_text lstm [--data emotion_en|FOLDER] [--config run.json] [--epochs 20] [--limit 2000]
                                       [--output build/runs/lstm-emotion_en] [--resume] ...   (all flags: --help)
-    python -m helpers.cli.train_text fold --fold 0 [--n-folds 5] [--model roberta|tfidf] [--init random|DIR|klue/roberta-base]
-                                      [--scheme 7way|two-stage] [--loss ce|weighted|focal] [--epochs 2] [--limit 300]
+    python -m helpers.cli.train_text fold --fold 0 [--n-folds 5] [--model roberta|tfidf]
+                                      [--init random|DIR|klue/roberta-base] [--scheme 7way|two-stage]
+                                      [--loss ce|weighted|focal] [--epochs 2] [--limit 300]
                                       [--out build/train_text/fold0.json]
     python -m helpers.cli.train_text finetune --model e5-small --data DIR|ko_single_turn_emotion [--fold 0]
                                       [--output build/runs/...] [--resume] ...   (all flags: --help)
@@ -27,17 +28,24 @@ without the word ``fold`` (``python -m helpers.cli.train_text --fold 0 ...``) st
 classifier on the same loop, DDP, checkpoints and ``--resume`` as ``lstm`` (:mod:`helpers.cli.finetune_text`);
 its ``OUTPUT/model`` folder is read by ``python -m helpers.cli.evaluate``.
 """
+
 from __future__ import annotations
 
 import argparse
 import json
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING
 
 from helpers.core.env import REPO_ROOT
 from helpers.core.inputs import CourseInputError, describe_os_error
+
+if TYPE_CHECKING:  # annotations only: pandas and the torch-based loop are imported where they are used
+    import pandas as pd
+
+    from helpers.cli.script_loop import TrainingJob
 
 COMMANDS = ("lstm", "fold", "finetune")
 
@@ -50,8 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
     from helpers.text.korean_emotion import FoldConfig
 
     d = FoldConfig()
-    p = argparse.ArgumentParser(prog="python -m helpers.cli.train_text fold",
-                                description="Train and score one fold of notebook 06's Korean 7-emotion task.")
+    p = argparse.ArgumentParser(
+        prog="python -m helpers.cli.train_text fold",
+        description="Train and score one fold of notebook 06's Korean 7-emotion task.",
+    )
     p.add_argument("--fold", type=int, required=True, help="which fold to validate on (0 .. n-folds-1)")
     p.add_argument("--n-folds", type=int, default=d.n_folds)
     p.add_argument("--model", choices=("roberta", "tfidf"), default=d.model)
@@ -65,12 +75,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hidden", type=int, default=d.hidden, help="size of a randomly initialised RoBERTa")
     p.add_argument("--layers", type=int, default=d.layers)
     p.add_argument("--heads", type=int, default=d.heads)
-    p.add_argument("--tokenizer", type=Path, default=None,
-                   help="tokenizer folder for --init random (default: the course's Korean WordPiece tokenizer of notebook 04)")
-    p.add_argument("--limit", type=int, default=None, help="train on a stratified subset of this many rows (smoke tests)")
+    p.add_argument(
+        "--tokenizer",
+        type=Path,
+        default=None,
+        help="tokenizer folder for --init random (default: the course's Korean WordPiece tokenizer of notebook 04)",
+    )
+    p.add_argument(
+        "--limit", type=int, default=None, help="train on a stratified subset of this many rows (smoke tests)"
+    )
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--device", default=None, help="cpu, cuda or mps (default: the best available)")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (1 is fastest on a busy 2-core machine)")
+    p.add_argument(
+        "--threads", type=int, default=None, help="CPU threads for torch (1 is fastest on a busy 2-core machine)"
+    )
     p.add_argument("--out", type=Path, default=None, help="metrics JSON (default build/train_text/<name>-fold<k>.json)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p
@@ -89,13 +107,16 @@ def _check_fold_out(out: Path) -> None:
         except (OSError, UnicodeDecodeError, ValueError):
             ours = False
         if not ours:
-            raise OutputFolderError(f"--out {out} exists and is not a fold result of this script; it is left as it is: "
-                                    "give another --out")
+            raise OutputFolderError(
+                f"--out {out} exists and is not a fold result of this script; it is left as it is: give another --out"
+            )
     parent = out.parent if str(out.parent) else Path(".")
     try:
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise OutputFolderError(f"cannot create the folder of --out {out} ({exc.strerror or exc}); choose another place") from None
+        raise OutputFolderError(
+            f"cannot create the folder of --out {out} ({exc.strerror or exc}); choose another place"
+        ) from None
     if not os.access(parent, os.W_OK):
         raise OutputFolderError(f"cannot write into {parent} (--out {out}); choose a place you can write to")
 
@@ -134,11 +155,27 @@ def _fold(args: argparse.Namespace) -> int:
     check_threads(args.threads)
     check_device(args.device)
     if args.tokenizer is not None and not args.tokenizer.is_dir():
-        raise CourseInputError(f"--tokenizer {args.tokenizer}: no such folder; give the folder notebook 04 saves "
-                               "(models/tokenizers/ko-wordpiece-4096), or leave --tokenizer out")
-    cfg = FoldConfig(model=args.model, init=args.init, scheme=args.scheme, loss=args.loss, fold=args.fold,
-                     n_folds=args.n_folds, seed=args.seed, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                     max_length=args.max_length, limit=args.limit, hidden=args.hidden, layers=args.layers, heads=args.heads)
+        raise CourseInputError(
+            f"--tokenizer {args.tokenizer}: no such folder; give the folder notebook 04 saves "
+            "(models/tokenizers/ko-wordpiece-4096), or leave --tokenizer out"
+        )
+    cfg = FoldConfig(
+        model=args.model,
+        init=args.init,
+        scheme=args.scheme,
+        loss=args.loss,
+        fold=args.fold,
+        n_folds=args.n_folds,
+        seed=args.seed,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        max_length=args.max_length,
+        limit=args.limit,
+        hidden=args.hidden,
+        layers=args.layers,
+        heads=args.heads,
+    )
     out = args.out or REPO_ROOT / "build" / "train_text" / f"{cfg.name}-fold{cfg.fold}.json"
     _check_fold_out(out)  # before training: a bad --out costs one line, not a run
     seed_everything(args.seed)
@@ -154,16 +191,23 @@ def _fold(args: argparse.Namespace) -> int:
 
         from helpers.core.model_folder import load_pretrained
 
-        if not (args.tokenizer / "tokenizer.json").is_file() and not (args.tokenizer / "tokenizer_config.json").is_file():
-            raise CourseInputError(f"--tokenizer {args.tokenizer}: no tokenizer there (a folder written by save_pretrained, "
-                                   "with tokenizer.json); give the folder notebook 04 saves, or leave --tokenizer out")
+        if (
+            not (args.tokenizer / "tokenizer.json").is_file()
+            and not (args.tokenizer / "tokenizer_config.json").is_file()
+        ):
+            raise CourseInputError(
+                f"--tokenizer {args.tokenizer}: no tokenizer there (a folder written by save_pretrained, "
+                "with tokenizer.json); give the folder notebook 04 saves, or leave --tokenizer out"
+            )
         tokenizer = load_pretrained(AutoTokenizer, args.tokenizer, local_files_only=True)
     result = run_fold(cfg, tokenizer=tokenizer, device=device, progress=not args.no_progress)
     payload = {k: result[k] for k in ("name", "config", "sizes", "validation", "test", "seconds")}
     atomic_write_bytes(out, (json.dumps(payload, indent=2) + "\n").encode("utf-8"))
     v, t = result["validation"], result["test"]
-    print(f"validation: accuracy {v['accuracy']:.4f}, macro-F1 {v['macro_f1']:.4f} | "
-          f"test: accuracy {t['accuracy']:.4f}, macro-F1 {t['macro_f1']:.4f} | {result['seconds']:.0f} s → {out}")
+    print(
+        f"validation: accuracy {v['accuracy']:.4f}, macro-F1 {v['macro_f1']:.4f} | "
+        f"test: accuracy {t['accuracy']:.4f}, macro-F1 {t['macro_f1']:.4f} | {result['seconds']:.0f} s → {out}"
+    )
     return 0
 
 
@@ -174,14 +218,25 @@ def build_lstm_parser() -> argparse.ArgumentParser:
     """The flags of the ``lstm`` command; the defaults are notebook 02's final model."""
     from helpers.cli.script_loop import add_loop_arguments
 
-    p = argparse.ArgumentParser(prog="python -m helpers.cli.train_text lstm",
-                                description="Train notebook 02's LSTM classifier (one process, or DDP under torchrun / "
-                                            "accelerate launch), with checkpoints and --resume.")
-    p.add_argument("--data", default="emotion_en",
-                   help="'emotion_en' (dair-ai emotion) or a folder with train.csv, validation.csv [, test.csv] (text,label)")
-    p.add_argument("--limit", type=int, default=None,
-                   help="train on a stratified subset of this many rows (validation and test stay whole)")
-    p.add_argument("--tokenizer", default="basic_english", help="a registered tokeniser (helpers.text.pipeline.TOKENIZERS)")
+    p = argparse.ArgumentParser(
+        prog="python -m helpers.cli.train_text lstm",
+        description="Train notebook 02's LSTM classifier (one process, or DDP under torchrun / "
+        "accelerate launch), with checkpoints and --resume.",
+    )
+    p.add_argument(
+        "--data",
+        default="emotion_en",
+        help="'emotion_en' (dair-ai emotion) or a folder with train.csv, validation.csv [, test.csv] (text,label)",
+    )
+    p.add_argument(
+        "--limit",
+        type=int,
+        default=None,
+        help="train on a stratified subset of this many rows (validation and test stay whole)",
+    )
+    p.add_argument(
+        "--tokenizer", default="basic_english", help="a registered tokeniser (helpers.text.pipeline.TOKENIZERS)"
+    )
     p.add_argument("--min-freq", type=int, default=1, help="rarer training tokens become <unk>")
     p.add_argument("--max-len", type=int, default=128, help="tokens kept per text")
     p.add_argument("--embed-dim", type=int, default=128)
@@ -237,8 +292,10 @@ def load_text_splits(data: str) -> tuple[dict, list[str], str]:
         return {k: v[["text", "label"]] for k, v in splits.items()}, list(EMOTION_EN_LABELS), "emotion_en"
     folder = Path(data)
     if not folder.is_dir():
-        raise TrainingError(f"--data {data!r} is neither 'emotion_en' nor a folder (with train.csv, validation.csv "
-                            "and optionally test.csv, columns text,label)")
+        raise TrainingError(
+            f"--data {data!r} is neither 'emotion_en' nor a folder (with train.csv, validation.csv "
+            "and optionally test.csv, columns text,label)"
+        )
     splits = {}
     for split in ("train", "validation", "test"):
         path = folder / f"{split}.csv"
@@ -250,7 +307,9 @@ def load_text_splits(data: str) -> tuple[dict, list[str], str]:
 
     label_names, _ = labels_from_column(splits["train"]["label"], str(folder / "train.csv"))
     if len(label_names) < 2:
-        raise TrainingError(f"{folder / 'train.csv'} has a single label ({label_names}); a classifier needs two or more")
+        raise TrainingError(
+            f"{folder / 'train.csv'} has a single label ({label_names}); a classifier needs two or more"
+        )
     index = {name: i for i, name in enumerate(label_names)}
     for split, frame in splits.items():
         labels = frame["label"].str.strip()
@@ -262,12 +321,13 @@ def load_text_splits(data: str) -> tuple[dict, list[str], str]:
 
 
 def build_lstm_job(args: argparse.Namespace, ctx) -> "TrainingJob":
-    """Data, vocabulary, model and optimizer of ``train_text lstm`` as a :class:`helpers.cli.script_loop.TrainingJob`."""
+    """Data, vocabulary, model and optimizer of ``train_text lstm`` as a
+    :class:`helpers.cli.script_loop.TrainingJob`."""
     import torch
 
+    from helpers.cli.script_loop import TrainingError, TrainingJob
     from helpers.core.data import subsample
     from helpers.text.lstm import LSTMClassifier, save_text_classifier
-    from helpers.cli.script_loop import TrainingError, TrainingJob
     from helpers.text.pipeline import BucketBatchSampler, Vocab, encode_texts, get_tokenizer, pad_batch
 
     tokenize = get_tokenizer(args.tokenizer)
@@ -284,8 +344,9 @@ def build_lstm_job(args: argparse.Namespace, ctx) -> "TrainingJob":
 
     train_set = encoded(train)
     # evaluation order does not change the metrics; sorted by length, its batches carry little padding
-    val_set, test_set = (sorted(encoded(splits[s]), key=lambda ex: len(ex[0])) if s in splits else None
-                         for s in ("validation", "test"))
+    val_set, test_set = (
+        sorted(encoded(splits[s]), key=lambda ex: len(ex[0])) if s in splits else None for s in ("validation", "test")
+    )
     sampler = BucketBatchSampler([len(ids) for ids, _ in train_set], args.batch_size, shuffle=True, seed=args.seed)
 
     def collate(examples):
@@ -293,9 +354,17 @@ def build_lstm_job(args: argparse.Namespace, ctx) -> "TrainingJob":
         padded, lengths = pad_batch(ids, vocab.pad_id)
         return padded, lengths, torch.tensor(labels, dtype=torch.long)
 
-    arch = dict(embed_dim=args.embed_dim, hidden_dim=args.hidden_dim, num_layers=args.num_layers,
-                bidirectional=args.bidirectional, cell=args.cell, pooling=args.pooling, dropout=args.dropout,
-                embed_dropout=args.embed_dropout, rnn_dropout=args.rnn_dropout)
+    arch = dict(
+        embed_dim=args.embed_dim,
+        hidden_dim=args.hidden_dim,
+        num_layers=args.num_layers,
+        bidirectional=args.bidirectional,
+        cell=args.cell,
+        pooling=args.pooling,
+        dropout=args.dropout,
+        embed_dropout=args.embed_dropout,
+        rnn_dropout=args.rnn_dropout,
+    )
     model = LSTMClassifier(len(vocab), len(label_names), pad_id=vocab.pad_id, packed=True, **arch)
 
     def make_optimizer(m):
@@ -304,22 +373,51 @@ def build_lstm_job(args: argparse.Namespace, ctx) -> "TrainingJob":
             return torch.optim.AdamW(m.parameters(), lr=args.lr, weight_decay=args.weight_decay, fused=fused)
         return torch.optim.Adam(m.parameters(), lr=args.lr, fused=fused)
 
-    config = {"data": data_name, "limit": args.limit, "seed": args.seed, "tokenizer": args.tokenizer,
-              "min_freq": args.min_freq, "max_len": args.max_len, "batch_size": args.batch_size, "lr": args.lr,
-              "weight_decay": args.weight_decay, **arch, "vocab_size": len(vocab), "train_size": len(train_set),
-              "label_names": label_names}
+    config = {
+        "data": data_name,
+        "limit": args.limit,
+        "seed": args.seed,
+        "tokenizer": args.tokenizer,
+        "min_freq": args.min_freq,
+        "max_len": args.max_len,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "weight_decay": args.weight_decay,
+        **arch,
+        "vocab_size": len(vocab),
+        "train_size": len(train_set),
+        "label_names": label_names,
+    }
 
     def save_model(m, folder: Path, summary: dict) -> None:
-        extra = {"max_len": args.max_len, "min_freq": args.min_freq, "trained_by": "python -m helpers.cli.train_text lstm",
-                 "data": data_name, "train_size": len(train_set), "seed": args.seed, "batch_size": args.batch_size,
-                 "lr": args.lr, "best_epoch": summary["best_epoch"], "validation": summary["validation"],
-                 "test": summary["test"]}
+        extra = {
+            "max_len": args.max_len,
+            "min_freq": args.min_freq,
+            "trained_by": "python -m helpers.cli.train_text lstm",
+            "data": data_name,
+            "train_size": len(train_set),
+            "seed": args.seed,
+            "batch_size": args.batch_size,
+            "lr": args.lr,
+            "best_epoch": summary["best_epoch"],
+            "validation": summary["validation"],
+            "test": summary["test"],
+        }
         save_text_classifier(folder, m, vocab, extra, label_names, args.tokenizer)
 
-    return TrainingJob(name=f"lstm on {data_name}", model=model, train_set=train_set,
-                       epoch_batches=lambda epoch: sampler.batches(epoch=epoch), collate=collate,
-                       num_classes=len(label_names), make_optimizer=make_optimizer, save_model=save_model,
-                       val_set=val_set, test_set=test_set, config=config)
+    return TrainingJob(
+        name=f"lstm on {data_name}",
+        model=model,
+        train_set=train_set,
+        epoch_batches=lambda epoch: sampler.batches(epoch=epoch),
+        collate=collate,
+        num_classes=len(label_names),
+        make_optimizer=make_optimizer,
+        save_model=save_model,
+        val_set=val_set,
+        test_set=test_set,
+        config=config,
+    )
 
 
 def lstm_main(argv: Sequence[str] | None = None) -> int:

@@ -10,6 +10,7 @@
   therefore stored as tensors and lists, not as NumPy objects.
 - :func:`latest_checkpoint` finds the newest ``epoch-NNNN.pt`` in a folder, for ``--resume``.
 """
+
 from __future__ import annotations
 
 import json
@@ -19,8 +20,9 @@ import random
 import re
 import tempfile
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -66,8 +68,10 @@ def set_rng_state(state: dict[str, Any], generators: Sequence[np.random.Generato
         torch.cuda.set_rng_state_all(state["cuda"])
     saved = state.get("generators", [])
     if len(saved) != len(generators):
-        raise CheckpointError(f"the checkpoint holds {len(saved)} dataset generator state(s) but this run has "
-                              f"{len(generators)}; it was written by a different set-up")
+        raise CheckpointError(
+            f"the checkpoint holds {len(saved)} dataset generator state(s) but this run has "
+            f"{len(generators)}; it was written by a different set-up"
+        )
     for generator, text in zip(generators, saved):
         generator.bit_generator.state = json.loads(text)
 
@@ -140,11 +144,15 @@ def save_checkpoint(
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     payload = {
-        "format": FORMAT, "format_version": FORMAT_VERSION, "epoch": int(epoch),
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "epoch": int(epoch),
         "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "optimizer": optimizer.state_dict() if optimizer is not None else None,
         "scheduler": scheduler.state_dict() if scheduler is not None else None,
-        "scaler": scaler_state, "config": _plain(config), "state": state or {},
+        "scaler": scaler_state,
+        "config": _plain(config),
+        "state": state or {},
         "rng": rng if rng is None or isinstance(rng, list) else [rng],
     }
     target = checkpoint_path(folder, epoch)
@@ -175,8 +183,12 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if not path.is_file():
         raise CheckpointError(f"no checkpoint file at {path}")
     others = [p.name for p in list_checkpoints(path.parent) if p != path]
-    hint = (f" Other checkpoints in {path.parent}: {', '.join(others)}; delete {path.name} to resume from the "
-            f"newest of them." if others else "")
+    hint = (
+        f" Other checkpoints in {path.parent}: {', '.join(others)}; delete {path.name} to resume from the "
+        f"newest of them."
+        if others
+        else ""
+    )
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # torch's note on pickle protocols of foreign files
@@ -188,23 +200,34 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             raise CheckpointError(
                 f"{path} holds objects other than tensors and plain data ({unsafe[:200]}). It was not loaded, "
                 "because unpickling them could run arbitrary code; only load files written by helpers.core.checkpoint."
-                + hint) from None
+                + hint
+            ) from None
         reason = next((line.strip() for line in lines if "Unsupported" in line), lines[0] if lines else "")
-        raise CheckpointError(f"{path} is not a readable checkpoint: truncated, corrupt or not written by "
-                              f"torch.save ({reason[:200]}).{hint}") from None
+        raise CheckpointError(
+            f"{path} is not a readable checkpoint: truncated, corrupt or not written by "
+            f"torch.save ({reason[:200]}).{hint}"
+        ) from None
     except Exception as exc:  # truncated zip, bad magic number, I/O errors: torch raises several kinds
-        raise CheckpointError(f"{path} is not a readable checkpoint: truncated or corrupt "
-                              f"({type(exc).__name__}: {exc}).{hint}") from None
+        raise CheckpointError(
+            f"{path} is not a readable checkpoint: truncated or corrupt ({type(exc).__name__}: {exc}).{hint}"
+        ) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise CheckpointError(f"{path} is not a checkpoint written by helpers.core.checkpoint (no format={FORMAT!r} entry)")
+        raise CheckpointError(
+            f"{path} is not a checkpoint written by helpers.core.checkpoint (no format={FORMAT!r} entry)"
+        )
     if payload.get("format_version", 0) > FORMAT_VERSION:
-        raise CheckpointError(f"{path} has format version {payload['format_version']}; this code reads up to "
-                              f"{FORMAT_VERSION}: update the course code")
+        raise CheckpointError(
+            f"{path} has format version {payload['format_version']}; this code reads up to "
+            f"{FORMAT_VERSION}: update the course code"
+        )
     return payload
 
 
 def restore(
-    checkpoint: dict[str, Any], model: nn.Module, optimizer: torch.optim.Optimizer | None = None, scheduler: Any = None,
+    checkpoint: dict[str, Any],
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer | None = None,
+    scheduler: Any = None,
 ) -> None:
     """Load the model, optimizer and scheduler states of ``checkpoint`` into the given objects."""
     try:
@@ -214,11 +237,20 @@ def restore(
         if scheduler is not None and checkpoint.get("scheduler") is not None:
             scheduler.load_state_dict(checkpoint["scheduler"])
     except (RuntimeError, ValueError, KeyError) as exc:
-        raise CheckpointError(f"the checkpoint of epoch {checkpoint.get('epoch')} does not fit this model or "
-                              f"optimizer ({exc}); it was written by a different set-up") from None
+        raise CheckpointError(
+            f"the checkpoint of epoch {checkpoint.get('epoch')} does not fit this model or "
+            f"optimizer ({exc}); it was written by a different set-up"
+        ) from None
 
 
 __all__ = [
-    "CheckpointError", "rng_state", "set_rng_state", "checkpoint_path", "list_checkpoints", "latest_checkpoint",
-    "save_checkpoint", "load_checkpoint", "restore",
+    "CheckpointError",
+    "rng_state",
+    "set_rng_state",
+    "checkpoint_path",
+    "list_checkpoints",
+    "latest_checkpoint",
+    "save_checkpoint",
+    "load_checkpoint",
+    "restore",
 ]

@@ -10,6 +10,7 @@ Where files are looked for, in order:
 5. otherwise a :class:`DataNotFoundError` that says what is missing, where it comes from and where
    to put it.
 """
+
 from __future__ import annotations
 
 import csv
@@ -20,9 +21,9 @@ import re
 import shutil
 import warnings
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -53,8 +54,12 @@ def _check_counts(name: str, found: dict[str, int], folder: Path) -> None:
     wrong = {k: (found[k], v) for k, v in expected.items() if k in found and found[k] != v}
     if wrong:
         listed = "; ".join(f"{k}: {got:,} rows, expected {want:,}" for k, (got, want) in wrong.items())
-        warnings.warn(f"{name} in {folder} is not the published data set ({listed}). Results will not match the "
-                      "course's; restore the files (or delete them to download again)", DataCountWarning, stacklevel=3)
+        warnings.warn(
+            f"{name} in {folder} is not the published data set ({listed}). Results will not match the "
+            "course's; restore the files (or delete them to download again)",
+            DataCountWarning,
+            stacklevel=3,
+        )
 
 
 def labels_from_column(labels: pd.Series, where: str) -> tuple[list[str], pd.Series]:
@@ -68,30 +73,45 @@ def labels_from_column(labels: pd.Series, where: str) -> tuple[list[str], pd.Ser
     is_id = labels.str.fullmatch(r"\d{1,9}")
     if is_id.any() and not is_id.all():
         first_id, first_name = labels[is_id].iloc[0], labels[~is_id].iloc[0]
-        rows = [int(i) + 2 for i in labels.index[~is_id][:5]] if is_id.mean() > 0.5 else [int(i) + 2 for i in labels.index[is_id][:5]]
-        raise CourseInputError(f"{where} mixes label ids (e.g. {first_id!r}) and names (e.g. {first_name!r}), lines {rows}; "
-                               "use one or the other in the whole column")
+        rows = (
+            [int(i) + 2 for i in labels.index[~is_id][:5]]
+            if is_id.mean() > 0.5
+            else [int(i) + 2 for i in labels.index[is_id][:5]]
+        )
+        raise CourseInputError(
+            f"{where} mixes label ids (e.g. {first_id!r}) and names (e.g. {first_name!r}), lines {rows}; "
+            "use one or the other in the whole column"
+        )
     if is_id.all():
         ids = labels.astype(int)
         top = int(ids.max())
         if top >= MAX_CLASSES:
-            raise CourseInputError(f"{where}: label id {top} means {top + 1:,} classes; the course caps classes at "
-                                   f"{MAX_CLASSES:,} (a typo in the label column?)")
+            raise CourseInputError(
+                f"{where}: label id {top} means {top + 1:,} classes; the course caps classes at "
+                f"{MAX_CLASSES:,} (a typo in the label column?)"
+            )
         missing = sorted(set(range(top + 1)) - set(ids))
         if missing:
-            raise CourseInputError(f"{where}: label ids must run 0..K-1 with each present; {top} is the largest but "
-                                   f"{missing[:10]} never occur (a typo in the label column?)")
+            raise CourseInputError(
+                f"{where}: label ids must run 0..K-1 with each present; {top} is the largest but "
+                f"{missing[:10]} never occur (a typo in the label column?)"
+            )
         return [str(i) for i in range(top + 1)], ids
     names = sorted(set(labels))
     if len(names) > MAX_CLASSES:
-        raise CourseInputError(f"{where} has {len(names):,} distinct labels; the course caps classes at {MAX_CLASSES:,}")
+        raise CourseInputError(
+            f"{where} has {len(names):,} distinct labels; the course caps classes at {MAX_CLASSES:,}"
+        )
     folded: dict[str, str] = {}
     for name in names:
         if not name:
-            raise CourseInputError(f"{where}: some rows have an empty label (lines {[int(i) + 2 for i in labels.index[labels == ''][:5]]})")
+            raise CourseInputError(
+                f"{where}: some rows have an empty label (lines {[int(i) + 2 for i in labels.index[labels == ''][:5]]})"
+            )
         if name.lower() in folded:
-            raise CourseInputError(f"{where}: labels {folded[name.lower()]!r} and {name!r} differ only in case; "
-                                   "write each label one way")
+            raise CourseInputError(
+                f"{where}: labels {folded[name.lower()]!r} and {name!r} differ only in case; write each label one way"
+            )
         folded[name.lower()] = name
     return names, labels.map({n: i for i, n in enumerate(names)}).astype(int)
 
@@ -209,7 +229,9 @@ DATASETS: dict[str, DatasetSpec] = {
             folders=("emotion_en",),
             homepage="https://huggingface.co/datasets/dair-ai/emotion",
             license="educational and research purposes only (dataset card: license 'other')",
-            citation="Saravia et al. (2018), CARER: Contextualized Affect Representations for Emotion Recognition, EMNLP",
+            citation=(
+                "Saravia et al. (2018), CARER: Contextualized Affect Representations for Emotion Recognition, EMNLP"
+            ),
             labels=EMOTION_EN_LABELS,
             counts={"train": 16_000, "validation": 2_000, "test": 2_000},
             files=(
@@ -239,8 +261,14 @@ DATASETS: dict[str, DatasetSpec] = {
             # The mirror keeps the byte-exact TSVs gzipped; a download keeps them plain. Both are accepted.
             files=(DataFile("ratings_train.txt"), DataFile("ratings_test.txt")),
             sources=(
-                Source(f"{_NSMC}/ratings_train.txt", "ratings_train.txt", "gitsha1:ac0dba272895dc1d0b3dd5f11afbeaeb7abe7876"),
-                Source(f"{_NSMC}/ratings_test.txt", "ratings_test.txt", "gitsha1:b6cfcd8cd1557bcd9bf06617b0e429ed73e9a367"),
+                Source(
+                    f"{_NSMC}/ratings_train.txt",
+                    "ratings_train.txt",
+                    "gitsha1:ac0dba272895dc1d0b3dd5f11afbeaeb7abe7876",
+                ),
+                Source(
+                    f"{_NSMC}/ratings_test.txt", "ratings_test.txt", "gitsha1:b6cfcd8cd1557bcd9bf06617b0e429ed73e9a367"
+                ),
             ),
             build=_build_nsmc,
         ),
@@ -254,7 +282,11 @@ DATASETS: dict[str, DatasetSpec] = {
             labels=KO_EMOTION_LABELS,
             label_glosses=KO_EMOTION_GLOSSES,
             counts={"all": 38_594},
-            files=(DataFile("ko_single_turn_emotion.csv", "44bf791b825774fc7332342d667cf276cb9f78fadea08e6ae3b92dd9a88ec6fc"),),
+            files=(
+                DataFile(
+                    "ko_single_turn_emotion.csv", "44bf791b825774fc7332342d667cf276cb9f78fadea08e6ae3b92dd9a88ec6fc"
+                ),
+            ),
             sources=(
                 Source(
                     "https://raw.githubusercontent.com/wisome/data/7ecc7deebd454d31751f77074baa5f0a04b63f7d/"
@@ -273,7 +305,10 @@ DATASETS: dict[str, DatasetSpec] = {
             folders=("ravdess_speech", "ravdess_speech_16k"),
             homepage="https://zenodo.org/records/1188976",
             license="CC BY-NC-SA 4.0 (non-commercial, share alike)",
-            citation="Livingstone & Russo (2018), The Ryerson Audio-Visual Database of Emotional Speech and Song (RAVDESS), PLoS ONE 13(5): e0196391",
+            citation=(
+                "Livingstone & Russo (2018), The Ryerson Audio-Visual Database of Emotional Speech and Song "
+                "(RAVDESS), PLoS ONE 13(5): e0196391"
+            ),
             labels=RAVDESS_LABELS,
             counts={"clips_per_actor": 60},
             files=(),  # checked by scanning Actor_XX folders (the mirror has actors 1-20, Zenodo all 24)
@@ -347,7 +382,9 @@ def _missing_files(spec: DatasetSpec, folder: Path, verify: bool = True) -> list
                 try:
                     verify_checksum(found, f"sha256:{item.sha256}")
                 except ChecksumError as exc:
-                    raise ChecksumError(f"{exc} (in {folder}; replace it with the published file or remove the folder)") from None
+                    raise ChecksumError(
+                        f"{exc} (in {folder}; replace it with the published file or remove the folder)"
+                    ) from None
                 _verified.add(key)
     return missing
 
@@ -411,11 +448,16 @@ def _reverify(path: Path, checksum: str | None) -> Path:
     return path
 
 
-def _missing_message(spec: DatasetSpec, tried: list[tuple[str, Path]], missing: list[str], error: Exception | None = None) -> str:
+def _missing_message(
+    spec: DatasetSpec, tried: list[tuple[str, Path]], missing: list[str], error: Exception | None = None
+) -> str:
     lines = [f"Data set '{spec.name}' ({spec.title}) was not found.", "Looked in:"]
     lines += [f"  - {where}: {folder}" for where, folder in tried] or ["  - nowhere"]
     if not os.environ.get(MIRROR_ENV):
-        lines.append(f"  (the environment variable {MIRROR_ENV} is not set; point it at a folder that holds '{spec.folders[-1]}/')")
+        lines.append(
+            f"  (the environment variable {MIRROR_ENV} is not set; point it at a folder that holds "
+            f"'{spec.folders[-1]}/')"
+        )
     lines.append(f"Missing: {', '.join(missing)}")
     if spec.sources:
         lines.append("Public source: " + ", ".join(s.url for s in spec.sources))
@@ -434,8 +476,13 @@ def describe(name: str) -> dict[str, object]:
     """Source, license, citation, labels and expected counts of a data set (for notebooks and the README)."""
     spec = _get_spec(name)
     return {
-        "name": spec.name, "title": spec.title, "homepage": spec.homepage, "license": spec.license,
-        "citation": spec.citation, "labels": list(spec.labels), "counts": dict(spec.counts),
+        "name": spec.name,
+        "title": spec.title,
+        "homepage": spec.homepage,
+        "license": spec.license,
+        "citation": spec.citation,
+        "labels": list(spec.labels),
+        "counts": dict(spec.counts),
     }
 
 
@@ -465,7 +512,8 @@ def _read_labelled_csv(path: Path) -> pd.DataFrame:
 
 
 def load_emotion_en(path: str | Path | None = None) -> dict[str, pd.DataFrame]:
-    """dair-ai emotion as ``{"train", "validation", "test"}`` frames with ``text``, ``label`` (id) and ``label_name``."""
+    """dair-ai emotion as ``{"train", "validation", "test"}`` frames with ``text``, ``label`` (id)
+    and ``label_name``."""
     folder = dataset_dir("emotion_en", path)
     splits = {}
     for split in ("train", "validation", "test"):
@@ -490,13 +538,17 @@ def load_nsmc(path: str | Path | None = None) -> dict[str, pd.DataFrame]:
         frame = pd.read_csv(io.StringIO(text), sep="\t", keep_default_na=False, dtype={"document": str})
         missing = {"id", "document", "label"} - set(frame.columns)
         if missing:
-            raise ValueError(f"{file}: expected the tab-separated columns id, document, label; found {list(frame.columns)}")
+            raise ValueError(
+                f"{file}: expected the tab-separated columns id, document, label; found {list(frame.columns)}"
+            )
         frame = frame.rename(columns={"document": "text"})
         labels = pd.to_numeric(frame["label"], errors="coerce")
         bad = frame.index[~labels.isin([0, 1])]
         if len(bad):
-            raise ValueError(f"{file}: labels must be 0 or 1; data rows {[int(i) + 1 for i in bad[:10]]} hold "
-                             f"{frame['label'].iloc[bad[:10]].tolist()}")
+            raise ValueError(
+                f"{file}: labels must be 0 or 1; data rows {[int(i) + 1 for i in bad[:10]]} hold "
+                f"{frame['label'].iloc[bad[:10]].tolist()}"
+            )
         frame["label"] = labels.astype(int)
         splits[split] = frame
     _check_counts("nsmc", {k: len(v) for k, v in splits.items()}, folder)
@@ -538,11 +590,16 @@ def parse_ravdess_filename(name: str) -> dict[str, object]:
     if not 1 <= emotion <= 8 or intensity not in (1, 2) or statement not in (1, 2):
         raise ValueError(f"{name!r} has codes outside the RAVDESS scheme")
     return {
-        "emotion": RAVDESS_LABELS[emotion - 1], "emotion_id": emotion,
-        "intensity": "normal" if intensity == 1 else "strong", "statement_id": statement,
-        "transcript": _RAVDESS_STATEMENTS[statement], "repetition": repetition,
-        "actor": f"{actor:02d}", "gender": "male" if actor % 2 else "female",
-        "modality": modality, "vocal_channel": channel,
+        "emotion": RAVDESS_LABELS[emotion - 1],
+        "emotion_id": emotion,
+        "intensity": "normal" if intensity == 1 else "strong",
+        "statement_id": statement,
+        "transcript": _RAVDESS_STATEMENTS[statement],
+        "repetition": repetition,
+        "actor": f"{actor:02d}",
+        "gender": "male" if actor % 2 else "female",
+        "modality": modality,
+        "vocal_channel": channel,
     }
 
 
@@ -564,18 +621,24 @@ def load_ravdess(path: str | Path | None = None, actors=RAVDESS_ACTORS) -> pd.Da
         try:
             frame = pd.read_csv(meta_path, dtype={"actor": str, "path": str, "emotion": str})
         except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-            raise ValueError(f"{meta_path} is not a readable CSV ({exc}); fix it or delete it to decode the file names") from None
+            raise ValueError(
+                f"{meta_path} is not a readable CSV ({exc}); fix it or delete it to decode the file names"
+            ) from None
         missing = {"path", "emotion"} - set(frame.columns)
         if missing:
             raise ValueError(f"{meta_path} lacks the column(s) {sorted(missing)}; found {list(frame.columns)}")
         unknown = frame.index[~frame["emotion"].isin(RAVDESS_LABELS)]
         if len(unknown):
-            raise ValueError(f"{meta_path}: data rows {[int(i) + 1 for i in unknown[:10]]} name emotions "
-                             f"{frame['emotion'].iloc[unknown[:10]].tolist()} outside {list(RAVDESS_LABELS)}")
+            raise ValueError(
+                f"{meta_path}: data rows {[int(i) + 1 for i in unknown[:10]]} name emotions "
+                f"{frame['emotion'].iloc[unknown[:10]].tolist()} outside {list(RAVDESS_LABELS)}"
+            )
         for row, rel in enumerate(frame["path"], start=2):  # relative, no '..' (a symlinked audio/ folder is fine)
             if not isinstance(rel, str) or not rel.strip() or Path(rel).is_absolute() or ".." in Path(rel).parts:
-                raise ValueError(f"{meta_path}, line {row}: path {rel!r} leaves the data folder; paths must be relative "
-                                 "to it, without '..' (fix metadata.csv)")
+                raise ValueError(
+                    f"{meta_path}, line {row}: path {rel!r} leaves the data folder; paths must be relative "
+                    "to it, without '..' (fix metadata.csv)"
+                )
         frame["filepath"] = [str(folder / p) for p in frame["path"]]
     else:
         rows = []
@@ -587,24 +650,32 @@ def load_ravdess(path: str | Path | None = None, actors=RAVDESS_ACTORS) -> pd.Da
             if info["vocal_channel"] == 1:
                 rows.append({"path": str(file.relative_to(folder)), "filepath": str(file), **info})
         if not rows:
-            raise DataNotFoundError(f"{folder} holds no RAVDESS speech clips (audio/Actor_XX/03-01-EM-IN-ST-RE-AC.wav "
-                                    "or .flac); the folder is incomplete")
+            raise DataNotFoundError(
+                f"{folder} holds no RAVDESS speech clips (audio/Actor_XX/03-01-EM-IN-ST-RE-AC.wav "
+                "or .flac); the folder is incomplete"
+            )
         frame = pd.DataFrame(rows)
     frame["label"] = frame["emotion"].map({name: i for i, name in enumerate(RAVDESS_LABELS)})
     _check_ravdess_counts(frame, folder)  # the folder as it is: complete or not, before choosing actors
     if actors is not None:
         wanted = {int(a) for a in actors}
-        number = pd.to_numeric(frame["actor"], errors="coerce") if "actor" in frame else \
-            pd.to_numeric(frame["path"].str.extract(r"(\d\d)\.\w+$")[0], errors="coerce")
+        number = (
+            pd.to_numeric(frame["actor"], errors="coerce")
+            if "actor" in frame
+            else pd.to_numeric(frame["path"].str.extract(r"(\d\d)\.\w+$")[0], errors="coerce")
+        )
         keep = number.isin(wanted)
         if not keep.any():
             raise ValueError(f"RAVDESS in {folder} has no clip of actors {sorted(wanted)}")
         left = sorted(int(a) for a in number[~keep].dropna().unique())
         if left:
-            print(f"RAVDESS: actors {left[0]:02d}-{left[-1]:02d} ({int((~keep).sum()):,} clips) are left out: the course's "
-                  f"folds use actors {min(wanted):02d}-{max(wanted):02d} (load_ravdess(actors=range(21, 25)) gives the "
-                  "others, an extra speaker-independent test)" if actors is RAVDESS_ACTORS else
-                  f"RAVDESS: {int((~keep).sum()):,} clips of actors outside {sorted(wanted)} left out")
+            print(
+                f"RAVDESS: actors {left[0]:02d}-{left[-1]:02d} ({int((~keep).sum()):,} clips) are left out: "
+                f"the course's folds use actors {min(wanted):02d}-{max(wanted):02d} "
+                "(load_ravdess(actors=range(21, 25)) gives the others, an extra speaker-independent test)"
+                if actors is RAVDESS_ACTORS
+                else f"RAVDESS: {int((~keep).sum()):,} clips of actors outside {sorted(wanted)} left out"
+            )
         frame = frame[keep]
     return frame.sort_values("path").reset_index(drop=True)
 
@@ -612,8 +683,9 @@ def load_ravdess(path: str | Path | None = None, actors=RAVDESS_ACTORS) -> pd.Da
 def _check_ravdess_counts(frame: pd.DataFrame, folder: Path) -> None:
     """Warn (:class:`DataCountWarning`) unless actors 1..N each have the 60 speech clips RAVDESS has per actor."""
     per_actor = DATASETS["ravdess_speech"].counts["clips_per_actor"]
-    actors = pd.to_numeric(frame["actor"] if "actor" in frame else frame["path"].str.extract(r"(\d\d)\.\w+$")[0],
-                           errors="coerce")
+    actors = pd.to_numeric(
+        frame["actor"] if "actor" in frame else frame["path"].str.extract(r"(\d\d)\.\w+$")[0], errors="coerce"
+    )
     counts = actors.value_counts()
     if counts.empty:
         return
@@ -623,10 +695,13 @@ def _check_ravdess_counts(frame: pd.DataFrame, folder: Path) -> None:
     if short:
         listed = ", ".join(f"actor {a:02d}: {n}" for a, n in list(short.items())[:10])
         expected = per_actor * top
-        warnings.warn(f"RAVDESS in {folder} has {len(frame):,} clips, expected {expected:,} ({per_actor} for each of actors "
-                      f"1-{top}); clips per actor: {listed}{' …' if len(short) > 10 else ''}. Restore the missing "
-                      "files (metadata.csv cut short?) or results will not match the course's",
-                      DataCountWarning, stacklevel=3)
+        warnings.warn(
+            f"RAVDESS in {folder} has {len(frame):,} clips, expected {expected:,} ({per_actor} for each of actors "
+            f"1-{top}); clips per actor: {listed}{' …' if len(short) > 10 else ''}. Restore the missing "
+            "files (metadata.csv cut short?) or results will not match the course's",
+            DataCountWarning,
+            stacklevel=3,
+        )
 
 
 # --------------------------------------------------------------------------- splits
@@ -644,7 +719,9 @@ def stratified_split(
     if not 0 < test_size < 1 or not 0 <= val_size < 1 or test_size + val_size >= 1:
         raise ValueError(f"test_size={test_size} and val_size={val_size} must be fractions that sum below 1")
     if frame[label_col].isna().any():
-        raise ValueError(f"column {label_col!r} has missing labels in rows {list(frame.index[frame[label_col].isna()][:10])}")
+        raise ValueError(
+            f"column {label_col!r} has missing labels in rows {list(frame.index[frame[label_col].isna()][:10])}"
+        )
     rest, test = train_test_split(frame, test_size=test_size, stratify=frame[label_col], random_state=seed)
     splits = {"test": test}
     if val_size:
@@ -666,16 +743,18 @@ def speaker_split(
     """
     speakers = sorted(frame[speaker_col].unique())
     if test_speakers + val_speakers >= len(speakers):
-        raise ValueError(f"{len(speakers)} speakers cannot give {test_speakers} test and {val_speakers} validation speakers")
+        raise ValueError(
+            f"{len(speakers)} speakers cannot give {test_speakers} test and {val_speakers} validation speakers"
+        )
     rng = np.random.default_rng(seed)
     order = list(rng.permutation(speakers))
     if "gender" in frame:
         gender = frame.groupby(speaker_col)["gender"].first()
         male = [s for s in order if gender[s] == "male"]
         female = [s for s in order if gender[s] != "male"]
-        order = [s for pair in zip(male, female) for s in pair] + male[len(female):] + female[len(male):]
-    test, val = order[:test_speakers], order[test_speakers:test_speakers + val_speakers]
-    train = order[test_speakers + val_speakers:]
+        order = [s for pair in zip(male, female) for s in pair] + male[len(female) :] + female[len(male) :]
+    test, val = order[:test_speakers], order[test_speakers : test_speakers + val_speakers]
+    train = order[test_speakers + val_speakers :]
     return {
         name: frame[frame[speaker_col].isin(group)].reset_index(drop=True)
         for name, group in (("train", train), ("validation", val), ("test", test))
@@ -683,7 +762,9 @@ def speaker_split(
     }
 
 
-def speaker_folds(frame: pd.DataFrame, n_folds: int = 5, speaker_col: str = "actor") -> list[tuple[np.ndarray, np.ndarray]]:
+def speaker_folds(
+    frame: pd.DataFrame, n_folds: int = 5, speaker_col: str = "actor"
+) -> list[tuple[np.ndarray, np.ndarray]]:
     """``(train_index, test_index)`` pairs of a group k-fold by speaker, for mean ± std over folds."""
     from sklearn.model_selection import GroupKFold
 
@@ -705,7 +786,19 @@ def subsample(frame: pd.DataFrame, n: int | None, label_col: str = "label", seed
 
 
 __all__ = [
-    "DATASETS", "DataNotFoundError", "dataset_dir", "describe", "cache_dir", "file_checksum",
-    "load_emotion_en", "load_nsmc", "load_ko_single_turn_emotion", "load_ravdess", "parse_ravdess_filename",
-    "stratified_split", "speaker_split", "speaker_folds", "subsample",
+    "DATASETS",
+    "DataNotFoundError",
+    "dataset_dir",
+    "describe",
+    "cache_dir",
+    "file_checksum",
+    "load_emotion_en",
+    "load_nsmc",
+    "load_ko_single_turn_emotion",
+    "load_ravdess",
+    "parse_ravdess_filename",
+    "stratified_split",
+    "speaker_split",
+    "speaker_folds",
+    "subsample",
 ]

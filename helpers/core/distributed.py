@@ -23,13 +23,15 @@ evaluation metrics; evaluation here shards the examples without padding and all-
 **Mixed precision** (:class:`MixedPrecision`) only on CUDA: bf16 autocast where the GPU supports it, else fp16
 autocast with a ``GradScaler``. On CPU and MPS the model trains in fp32.
 """
+
 from __future__ import annotations
 
 import contextlib
 import datetime
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -73,7 +75,9 @@ def _int_variable(name: str, value: str) -> int:
         raise DistributedError(f"environment variable {name}={value!r} is not an integer") from None
 
 
-def init_distributed(device: str | None = None, backend: str | None = None, timeout_minutes: float = 30.0) -> DistContext:
+def init_distributed(
+    device: str | None = None, backend: str | None = None, timeout_minutes: float = 30.0
+) -> DistContext:
     """Join the process group described by the launcher's environment variables; a no-op for one process.
 
     - ``device``: "cpu", "cuda" or "mps" to force one (default: CUDA, then MPS, then CPU). With several
@@ -90,7 +94,8 @@ def init_distributed(device: str | None = None, backend: str | None = None, time
         raise DistributedError(
             f"WORLD_SIZE={world_size} but {', '.join(missing)} not set: start the script with "
             "`torchrun --nproc_per_node N -m ...` or `accelerate launch --num_processes N -m ...`, "
-            "which set all of " + ", ".join(LAUNCHER_VARIABLES))
+            "which set all of " + ", ".join(LAUNCHER_VARIABLES)
+        )
     rank = _int_variable("RANK", os.environ["RANK"])
     local_rank = _int_variable("LOCAL_RANK", os.environ["LOCAL_RANK"])
     if not 0 <= rank < world_size:
@@ -100,16 +105,23 @@ def init_distributed(device: str | None = None, backend: str | None = None, time
         raise DistributedError("device 'cuda' was requested but CUDA is not available on this machine")
     if use_cuda:
         if local_rank >= torch.cuda.device_count():
-            raise DistributedError(f"LOCAL_RANK={local_rank} but this machine has {torch.cuda.device_count()} GPU(s); "
-                                   "start at most one process per GPU (--nproc_per_node)")
+            raise DistributedError(
+                f"LOCAL_RANK={local_rank} but this machine has {torch.cuda.device_count()} GPU(s); "
+                "start at most one process per GPU (--nproc_per_node)"
+            )
         torch.cuda.set_device(local_rank)
         run_device = torch.device("cuda", local_rank)
     else:
         run_device = torch.device("cpu")  # MPS has no collective backend: several processes run on CPU
     backend = backend or ("nccl" if use_cuda else "gloo")
     if not dist.is_initialized():
-        dist.init_process_group(backend, init_method="env://", rank=rank, world_size=world_size,
-                                timeout=datetime.timedelta(minutes=timeout_minutes))
+        dist.init_process_group(
+            backend,
+            init_method="env://",
+            rank=rank,
+            world_size=world_size,
+            timeout=datetime.timedelta(minutes=timeout_minutes),
+        )
     return DistContext(rank, world_size, local_rank, run_device, backend)
 
 
@@ -146,7 +158,7 @@ def unwrap(model: nn.Module) -> nn.Module:
 
 def shard(items: Sequence[int], ctx: DistContext) -> list[int]:
     """This rank's share of ``items``: every ``world_size``-th element, starting at ``rank``."""
-    return list(items[ctx.rank::ctx.world_size])
+    return list(items[ctx.rank :: ctx.world_size])
 
 
 def all_reduce_sum(values: Sequence[float] | np.ndarray, ctx: DistContext) -> np.ndarray:
@@ -230,7 +242,9 @@ class MixedPrecision:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.dtype)
 
-    def step(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer, parameters, clip_grad_norm: float | None = None) -> None:
+    def step(
+        self, loss: torch.Tensor, optimizer: torch.optim.Optimizer, parameters, clip_grad_norm: float | None = None
+    ) -> None:
         """Backward pass, optional gradient clipping and optimizer step (scaled in fp16)."""
         self.scaler.scale(loss).backward()
         if clip_grad_norm is not None:
@@ -248,7 +262,19 @@ class MixedPrecision:
 
 
 __all__ = [
-    "DistContext", "DistributedError", "init_distributed", "shutdown", "barrier", "wrap_model", "unwrap", "shard",
-    "all_reduce_sum", "all_gather_objects", "broadcast_object", "replica_difference", "default_precision",
-    "MixedPrecision", "PRECISIONS",
+    "DistContext",
+    "DistributedError",
+    "init_distributed",
+    "shutdown",
+    "barrier",
+    "wrap_model",
+    "unwrap",
+    "shard",
+    "all_reduce_sum",
+    "all_gather_objects",
+    "broadcast_object",
+    "replica_difference",
+    "default_precision",
+    "MixedPrecision",
+    "PRECISIONS",
 ]

@@ -1,4 +1,5 @@
 """Downloads and archives done safely: atomic writes, verified checksums, no path escapes."""
+
 from __future__ import annotations
 
 import hashlib
@@ -7,9 +8,9 @@ import shutil
 import tempfile
 import urllib.request
 import zipfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 from tqdm.auto import tqdm
 
@@ -123,11 +124,27 @@ def download(url: str, dest: str | Path, checksum: str | None = None, timeout: f
 
 
 # files an earlier save of a model or tokenizer may hold that a newer save need not write again
-SAVE_ARTIFACTS = frozenset({
-    "config.json", "generation_config.json", "preprocessor_config.json", "tokenizer.json", "tokenizer_config.json",
-    "special_tokens_map.json", "added_tokens.json", "vocab.txt", "vocab.json", "merges.txt", "chat_template.jinja",
-    "model.safetensors", "pytorch_model.bin", "model.pt", "vocab.pt", "training_args.bin", "sentencepiece.bpe.model",
-})
+SAVE_ARTIFACTS = frozenset(
+    {
+        "config.json",
+        "generation_config.json",
+        "preprocessor_config.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "special_tokens_map.json",
+        "added_tokens.json",
+        "vocab.txt",
+        "vocab.json",
+        "merges.txt",
+        "chat_template.jinja",
+        "model.safetensors",
+        "pytorch_model.bin",
+        "model.pt",
+        "vocab.pt",
+        "training_args.bin",
+        "sentencepiece.bpe.model",
+    }
+)
 
 
 class FolderInUseError(CourseInputError):
@@ -160,13 +177,17 @@ def atomic_folder(target: str | Path) -> Iterator[Path]:
         _usual_mode(staging, folder=True)
         yield staging
         if target.is_symlink() or (target.exists() and not target.is_dir()):
-            raise FolderInUseError(f"{target} is a file or a link, not a folder this code saved; it was left as it is: "
-                                   "move it away or save elsewhere")
+            raise FolderInUseError(
+                f"{target} is a file or a link, not a folder this code saved; it was left as it is: "
+                "move it away or save elsewhere"
+            )
         if target.exists():
             foreign = _foreign_entries(target, staging)
             if foreign:
-                raise FolderInUseError(f"{target} holds files this save does not write ({', '.join(foreign[:3])}"
-                                       f"{' …' if len(foreign) > 3 else ''}); nothing was deleted: move them or save elsewhere")
+                raise FolderInUseError(
+                    f"{target} holds files this save does not write ({', '.join(foreign[:3])}"
+                    f"{' …' if len(foreign) > 3 else ''}); nothing was deleted: move them or save elsewhere"
+                )
             aside = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".old"))
             os.replace(target, aside / "old")
             os.replace(staging, target)

@@ -1,4 +1,5 @@
 """Environment: reproducible seeds, device choice, Colab detection and a version report."""
+
 from __future__ import annotations
 
 import os
@@ -7,8 +8,12 @@ import random
 import sys
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:  # annotations only: torch is imported inside the functions (helpers.core works without it)
+    import torch
 
 REPO_ROOT = Path(__file__).resolve().parents[2]  # helpers/core/env.py → the repository
 
@@ -31,12 +36,12 @@ def resolve_profile(profile: str = "auto", verbose: bool = True) -> str:
     profile produced it.
     """
     if not isinstance(profile, str) or profile.strip().lower() not in ("auto", *PROFILES):
-        raise ValueError(f"profile must be \"auto\", \"quick\" or \"full\", got {profile!r}")
+        raise ValueError(f'profile must be "auto", "quick" or "full", got {profile!r}')
     profile = profile.strip().lower()
     forced = os.environ.get(PROFILE_ENV, "").strip().lower()
     if profile == "auto" and forced:
         if forced not in PROFILES:
-            raise ValueError(f"{PROFILE_ENV} must be \"quick\" or \"full\", got {os.environ[PROFILE_ENV]!r}")
+            raise ValueError(f'{PROFILE_ENV} must be "quick" or "full", got {os.environ[PROFILE_ENV]!r}')
         resolved, why = forced, f"auto: {PROFILE_ENV}={forced} in the environment"
     elif profile == "auto":
         try:
@@ -136,9 +141,22 @@ def hardware_summary() -> str:
 def package_versions(names: tuple[str, ...] | None = None) -> dict[str, str]:
     """Installed versions of the course's main packages ("missing" when not installed)."""
     names = names or (
-        "torch", "transformers", "tokenizers", "accelerate", "pandas", "numpy", "scikit-learn",
-        "matplotlib", "seaborn", "librosa", "soundfile", "konlpy", "python-mecab-ko", "kiwipiepy",
-        "papermill", "nbval",
+        "torch",
+        "transformers",
+        "tokenizers",
+        "accelerate",
+        "pandas",
+        "numpy",
+        "scikit-learn",
+        "matplotlib",
+        "seaborn",
+        "librosa",
+        "soundfile",
+        "konlpy",
+        "python-mecab-ko",
+        "kiwipiepy",
+        "papermill",
+        "nbval",
     )
     versions = {"python": platform.python_version()}
     for name in names:

@@ -5,6 +5,7 @@ catches :class:`CourseInputError` (and ``OSError``) at the top of ``main()`` and
 ``error: <what is wrong>, <what to do>``, with exit code 2. It is a ``ValueError``, so code that already
 catches ``ValueError`` keeps working.
 """
+
 from __future__ import annotations
 
 import math
@@ -18,9 +19,11 @@ class CourseInputError(ValueError):
     """Bad input (a flag, a file, a folder, a config value): the message names it and says what to do."""
 
 
-def check_number(value: Any, name: str, kind: type = int, low: float | None = None, high: float | None = None,
-                 where: str = "") -> int | float:
-    """``value`` as an int (``kind=int``) or float within ``[low, high]``, or a :class:`CourseInputError` naming ``name``.
+def check_number(
+    value: Any, name: str, kind: type = int, low: float | None = None, high: float | None = None, where: str = ""
+) -> int | float:
+    """``value`` as an int (``kind=int``) or float within ``[low, high]``, or a :class:`CourseInputError`
+    naming ``name``.
 
     Booleans, strings, NaN and infinities are refused; an int is accepted where a float is wanted.
     """
@@ -32,8 +35,11 @@ def check_number(value: Any, name: str, kind: type = int, low: float | None = No
     if isinstance(value, float) and not math.isfinite(value):
         raise CourseInputError(f"{prefix}{name} must be a finite number, got {value!r}")
     if (low is not None and value < low) or (high is not None and value > high):
-        span = f"between {low:g} and {high:g}" if low is not None and high is not None else (
-            f"at least {low:g}" if low is not None else f"at most {high:g}")
+        span = (
+            f"between {low:g} and {high:g}"
+            if low is not None and high is not None
+            else (f"at least {low:g}" if low is not None else f"at most {high:g}")
+        )
         raise CourseInputError(f"{prefix}{name} must be {span}, got {value!r}")
     return value
 
@@ -55,8 +61,9 @@ def check_device(device: str | None) -> None:
     if base not in ("cpu", "cuda", "mps"):
         raise CourseInputError(f"--device {device!r} is not a device; use cpu, cuda or mps (or leave it out)")
     if base == "cuda" and not torch.cuda.is_available():
-        raise CourseInputError("--device cuda was given but this machine has no usable CUDA GPU; use --device cpu "
-                               "or leave --device out")
+        raise CourseInputError(
+            "--device cuda was given but this machine has no usable CUDA GPU; use --device cpu or leave --device out"
+        )
     if base == "mps" and not (getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()):
         raise CourseInputError("--device mps was given but Apple's MPS is not available here; use --device cpu")
 
@@ -70,8 +77,10 @@ def check_config_value(action, key: str, value: Any, source: str) -> Any:
     flag = "--" + key.lstrip("-").replace("_", "-")
 
     def refuse(wanted: str) -> CourseInputError:
-        return CourseInputError(f"--config {source}: {key}={value!r} ({type(value).__name__}) must be {wanted} like {flag}; "
-                                "fix the value in the file")
+        return CourseInputError(
+            f"--config {source}: {key}={value!r} ({type(value).__name__}) must be {wanted} like {flag}; "
+            "fix the value in the file"
+        )
 
     if value is None:
         return value
@@ -97,8 +106,15 @@ def check_config_value(action, key: str, value: Any, source: str) -> Any:
     return value
 
 
-__all__ = ["CourseInputError", "MAX_CLASSES", "check_number", "check_threads", "check_device", "check_config_value",
-           "describe_os_error"]
+__all__ = [
+    "CourseInputError",
+    "MAX_CLASSES",
+    "check_number",
+    "check_threads",
+    "check_device",
+    "check_config_value",
+    "describe_os_error",
+]
 
 
 def describe_os_error(exc: OSError, what_to_do: str = "check the path, its permissions and the free disk space") -> str:

@@ -1,7 +1,8 @@
 """Classification metrics computed from the confusion matrix (checked against scikit-learn in the tests)."""
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -95,7 +96,12 @@ def classification_report(y_true: Sequence[int], y_pred: Sequence[int], label_na
     table = pd.DataFrame(scores, index=list(label_names))
     overall = classification_metrics(y_true, y_pred, len(label_names))
     for avg in ("macro", "weighted"):
-        table.loc[f"{avg} avg"] = [overall[f"{avg}_precision"], overall[f"{avg}_recall"], overall[f"{avg}_f1"], cm.sum()]
+        table.loc[f"{avg} avg"] = [
+            overall[f"{avg}_precision"],
+            overall[f"{avg}_recall"],
+            overall[f"{avg}_f1"],
+            cm.sum(),
+        ]
     table["support"] = table["support"].astype(int)
     return table.round(4)
 
@@ -111,8 +117,15 @@ def fold_metrics(y_true: Sequence[int], y_pred: Sequence[int], num_classes: int)
     one false negative); it is listed because the KEMDy20 reference reports it.
     """
     m = classification_metrics(y_true, y_pred, num_classes)
-    return {"accuracy": m["accuracy"], "micro_f1": m["accuracy"], "macro_f1": m["macro_f1"],
-            "balanced_accuracy": m["balanced_accuracy"], "weighted_f1": m["weighted_f1"], "mcc": m["mcc"], "n": m["n"]}
+    return {
+        "accuracy": m["accuracy"],
+        "micro_f1": m["accuracy"],
+        "macro_f1": m["macro_f1"],
+        "balanced_accuracy": m["balanced_accuracy"],
+        "weighted_f1": m["weighted_f1"],
+        "mcc": m["mcc"],
+        "n": m["n"],
+    }
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float]:

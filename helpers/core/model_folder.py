@@ -5,6 +5,7 @@ Every saving function of the course (:func:`helpers.text.lstm.save_text_classifi
 before they touch the weights, so a folder from another task, a half-written save or a damaged file gives a
 one-line error instead of a traceback from deep inside torch.
 """
+
 from __future__ import annotations
 
 import json
@@ -13,7 +14,9 @@ from pathlib import Path
 from helpers.core.inputs import MAX_CLASSES, CourseInputError, check_number
 
 
-def read_model_config(folder: str | Path, task: str | None = None, what: str = "model folder saved by the course") -> dict:
+def read_model_config(
+    folder: str | Path, task: str | None = None, what: str = "model folder saved by the course"
+) -> dict:
     """Return the JSON object in ``folder/config.json``, checking that it belongs to ``task`` when given.
 
     Raises ``FileNotFoundError`` for a missing folder or config and :class:`ModelConfigError` (a ``ValueError``) for
@@ -46,17 +49,37 @@ MAX_CONFIG_BYTES = 16 << 20  # a model's config.json is a few KB; a larger one i
 OBJECT_KEYS = ("features", "course", "model", "extra", "id2label", "label2id")
 # key (anywhere in the config, nested too) -> (int or float, lowest, highest): sizes that allocate memory or time
 LIMITS: dict[str, tuple[type, float, float]] = {
-    "n_frames": (int, 1, 100_000), "n_fft": (int, 16, 65_536), "win_length": (int, 1, 65_536),
-    "hop_length": (int, 1, 65_536), "n_mels": (int, 1, 1_024), "n_mfcc": (int, 1, 1_024),
-    "sr": (int, 8_000, 192_000), "sampling_rate": (int, 8_000, 192_000), "clip_seconds": (float, 0.01, 600),
-    "min_seconds": (float, 0, 600), "trim_db": (float, 0, 200), "top_db": (float, 0, 200),
-    "fmin": (float, 0, 96_000), "fmax": (float, 0, 96_000),
-    "num_classes": (int, 1, 1_000), "num_labels": (int, 1, 1_000), "in_channels": (int, 1, 64),
-    "hidden_size": (int, 1, 16_384), "hidden_dim": (int, 1, 16_384), "embed_dim": (int, 1, 16_384),
-    "d_model": (int, 1, 16_384), "dim": (int, 1, 16_384), "intermediate_size": (int, 1, 65_536),
-    "num_hidden_layers": (int, 0, 128), "num_layers": (int, 0, 128), "depth": (int, 0, 128),
-    "num_attention_heads": (int, 1, 256), "heads": (int, 1, 256), "vocab_size": (int, 1, 1_000_000),
-    "max_len": (int, 1, 100_000), "max_position_embeddings": (int, 1, 1_000_000),
+    "n_frames": (int, 1, 100_000),
+    "n_fft": (int, 16, 65_536),
+    "win_length": (int, 1, 65_536),
+    "hop_length": (int, 1, 65_536),
+    "n_mels": (int, 1, 1_024),
+    "n_mfcc": (int, 1, 1_024),
+    "sr": (int, 8_000, 192_000),
+    "sampling_rate": (int, 8_000, 192_000),
+    "clip_seconds": (float, 0.01, 600),
+    "min_seconds": (float, 0, 600),
+    "trim_db": (float, 0, 200),
+    "top_db": (float, 0, 200),
+    "fmin": (float, 0, 96_000),
+    "fmax": (float, 0, 96_000),
+    "num_classes": (int, 1, 1_000),
+    "num_labels": (int, 1, 1_000),
+    "in_channels": (int, 1, 64),
+    "hidden_size": (int, 1, 16_384),
+    "hidden_dim": (int, 1, 16_384),
+    "embed_dim": (int, 1, 16_384),
+    "d_model": (int, 1, 16_384),
+    "dim": (int, 1, 16_384),
+    "intermediate_size": (int, 1, 65_536),
+    "num_hidden_layers": (int, 0, 128),
+    "num_layers": (int, 0, 128),
+    "depth": (int, 0, 128),
+    "num_attention_heads": (int, 1, 256),
+    "heads": (int, 1, 256),
+    "vocab_size": (int, 1, 1_000_000),
+    "max_len": (int, 1, 100_000),
+    "max_position_embeddings": (int, 1, 1_000_000),
 }
 LIST_LIMITS: dict[str, tuple[int, int, int]] = {"widths": (1, 4_096, 32)}  # key -> (lowest, highest, most entries)
 
@@ -72,12 +95,15 @@ def check_config_values(config: dict, where: str) -> None:
     huge value, a list where an object belongs or more than 1,000 classes (duplicate label names are refused where
     labels are matched by name: :func:`check_label_list`, used by the evaluator).
     """
+
     def walk(node: dict, prefix: str) -> None:
         for key, value in node.items():
             name = f"{prefix}{key}"
             if key in OBJECT_KEYS and value is not None and not isinstance(value, dict):
-                raise ModelConfigError(f"{where}: {name} must be a JSON object, not {type(value).__name__}; "
-                                       "the config is damaged: save the model again")
+                raise ModelConfigError(
+                    f"{where}: {name} must be a JSON object, not {type(value).__name__}; "
+                    "the config is damaged: save the model again"
+                )
             if value is None:
                 continue
             if key in LIMITS:
@@ -93,9 +119,13 @@ def check_config_values(config: dict, where: str) -> None:
                 for i, item in enumerate(value):
                     check_number(item, f"{name}[{i}]", int, low, high, where)
             elif key in ("labels", "label_names") and isinstance(value, list) and len(value) > MAX_CLASSES:
-                raise ModelConfigError(f"{where}: {name} lists {len(value):,} labels; the course caps classes at {MAX_CLASSES:,}")
+                raise ModelConfigError(
+                    f"{where}: {name} lists {len(value):,} labels; the course caps classes at {MAX_CLASSES:,}"
+                )
             if key in ("id2label", "label2id") and len(value) > MAX_CLASSES:
-                raise ModelConfigError(f"{where}: {name} has {len(value):,} labels; the course caps classes at {MAX_CLASSES:,}")
+                raise ModelConfigError(
+                    f"{where}: {name} has {len(value):,} labels; the course caps classes at {MAX_CLASSES:,}"
+                )
             if isinstance(value, dict):
                 walk(value, f"{name}.")
 
@@ -119,8 +149,14 @@ def check_label_list(labels: list, where: str) -> None:
 # --------------------------------------------------------------------------- nothing in a folder runs
 
 REMOTE_CODE_KEYS = ("auto_map", "custom_pipelines")
-CONFIG_FILES = ("config.json", "tokenizer_config.json", "preprocessor_config.json", "processor_config.json",
-                "feature_extractor_config.json", "image_processor_config.json")
+CONFIG_FILES = (
+    "config.json",
+    "tokenizer_config.json",
+    "preprocessor_config.json",
+    "processor_config.json",
+    "feature_extractor_config.json",
+    "image_processor_config.json",
+)
 
 
 class UnsafeFolderError(CourseInputError):
@@ -139,7 +175,9 @@ def refuse_remote_code(folder: str | Path) -> None:
             continue
         try:
             if path.stat().st_size > MAX_CONFIG_BYTES:
-                raise UnsafeFolderError(f"{path} is {path.stat().st_size:,} bytes; a config file is a few KB: not a model folder")
+                raise UnsafeFolderError(
+                    f"{path} is {path.stat().st_size:,} bytes; a config file is a few KB: not a model folder"
+                )
             data = json.loads(path.read_text(encoding="utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
             continue  # not JSON: the loader that reads it says so
@@ -148,7 +186,8 @@ def refuse_remote_code(folder: str | Path) -> None:
                 if data.get(key):
                     raise UnsafeFolderError(
                         f"{path} declares {key!r} (its own Python code); the course never runs code from a model "
-                        f"folder: use a folder saved without custom code, or remove {key!r} if you wrote it yourself")
+                        f"folder: use a folder saved without custom code, or remove {key!r} if you wrote it yourself"
+                    )
 
 
 def load_pretrained(cls, source: str | Path, **kwargs):
@@ -176,8 +215,10 @@ def confined_path(value: object, roots: list[Path], what: str) -> Path:
         raise UnsafeFolderError(f"{what} must be a relative path (text), got {value!r}")
     rel = Path(value)
     if rel.is_absolute() or value.startswith("~") or ".." in rel.parts:
-        raise UnsafeFolderError(f"{what} is {value!r}: paths in a model config must be relative, without '..' "
-                                f"(allowed under {', '.join(str(r) for r in roots)})")
+        raise UnsafeFolderError(
+            f"{what} is {value!r}: paths in a model config must be relative, without '..' "
+            f"(allowed under {', '.join(str(r) for r in roots)})"
+        )
     escaped = None
     for root in roots:
         root = Path(root).resolve()
@@ -188,5 +229,7 @@ def confined_path(value: object, roots: list[Path], what: str) -> Path:
         if candidate.exists():
             return candidate
     if escaped is not None:
-        raise UnsafeFolderError(f"{what} {value!r} leads outside its folder (to {escaped}, through a symbolic link); refused")
+        raise UnsafeFolderError(
+            f"{what} {value!r} leads outside its folder (to {escaped}, through a symbolic link); refused"
+        )
     return (Path(roots[0]).resolve() / rel).resolve()

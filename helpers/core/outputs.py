@@ -11,6 +11,7 @@ built, so a bad ``--output`` costs one line, not a training run:
 - a lock file, ``.lock`` (pid and host of the writer), against two runs writing into one folder; a lock left by a
   process that no longer exists on this machine (a killed run) is taken over.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -60,11 +61,14 @@ def _take_lock(folder: Path) -> Path:
                 lock.unlink(missing_ok=True)  # a killed run's lock
                 continue
             who = f"process {pid} on {host}" if pid is not None else "another run"
-            raise OutputFolderError(f"{folder} is in use by {who} (lock file {lock}); wait for it to finish or choose "
-                                    f"another --output (delete {lock} only if that run is gone)") from None
+            raise OutputFolderError(
+                f"{folder} is in use by {who} (lock file {lock}); wait for it to finish or choose "
+                f"another --output (delete {lock} only if that run is gone)"
+            ) from None
         except OSError as exc:
-            raise OutputFolderError(f"cannot write into --output {folder} ({exc.strerror or exc}); choose a folder you "
-                                    "can write to") from None
+            raise OutputFolderError(
+                f"cannot write into --output {folder} ({exc.strerror or exc}); choose a folder you can write to"
+            ) from None
         try:
             os.write(fd, record)
         finally:
@@ -98,31 +102,39 @@ def prepare_output_dir(path: str | Path, resume: bool = False, flag: str = "--ou
         try:
             entries = sorted(p.name for p in folder.iterdir())
         except OSError as exc:
-            raise OutputFolderError(f"cannot read {flag} {folder} ({exc.strerror or exc}); choose another folder") from None
+            raise OutputFolderError(
+                f"cannot read {flag} {folder} ({exc.strerror or exc}); choose another folder"
+            ) from None
         foreign = [e for e in entries if e not in RUN_ENTRIES and not e.startswith(".model.")]
         if foreign:
             raise OutputFolderError(
-                f"{flag} {folder} already holds files that are not a training run of this course ({', '.join(foreign[:3])}"
-                f"{' …' if len(foreign) > 3 else ''}); the scripts never overwrite them: give a new or empty folder")
+                f"{flag} {folder} already holds files that are not a training run of this course "
+                f"({', '.join(foreign[:3])}"
+                f"{' …' if len(foreign) > 3 else ''}); the scripts never overwrite them: give a new or empty folder"
+            )
         results = sorted(set(entries) & RESULT_ENTRIES)
         if results and not resume:
             from helpers.core.checkpoint import latest_checkpoint
 
             newest = latest_checkpoint(folder / "checkpoints") if "checkpoints" in results else None
             if newest is not None:
-                raise OutputFolderError(f"{folder} already holds checkpoints (newest: {newest.name}); pass --resume to "
-                                        "continue that run, or choose another --output")
+                raise OutputFolderError(
+                    f"{folder} already holds checkpoints (newest: {newest.name}); pass --resume to "
+                    "continue that run, or choose another --output"
+                )
             raise OutputFolderError(
                 f"{flag} {folder} already holds a run ({', '.join(results)}); pass --resume to continue it (same "
-                "settings: --config OUTPUT/run_config.json), or give another folder")
+                "settings: --config OUTPUT/run_config.json), or give another folder"
+            )
     else:
         try:
             folder.mkdir(parents=True)
         except FileExistsError:
             pass
         except OSError as exc:
-            raise OutputFolderError(f"cannot create {flag} {folder} ({exc.strerror or exc}); choose a folder under a "
-                                    "writable parent") from None
+            raise OutputFolderError(
+                f"cannot create {flag} {folder} ({exc.strerror or exc}); choose a folder under a writable parent"
+            ) from None
     _take_lock(folder)
     return folder
 

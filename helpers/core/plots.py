@@ -1,10 +1,11 @@
 """Plots the notebooks share: training curves, confusion matrices, label and length distributions."""
+
 from __future__ import annotations
 
 import importlib.util
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import matplotlib
 import matplotlib.pyplot as plt
@@ -15,8 +16,15 @@ from matplotlib import font_manager
 
 #: Font families with Hangul, in the order ``use_korean_font`` tries them among the fonts installed on the system.
 KOREAN_FONT_FAMILIES = (
-    "NanumGothic", "NanumBarunGothic", "Noto Sans CJK KR", "Noto Sans KR", "Source Han Sans KR", "UnDotum",
-    "Malgun Gothic", "AppleGothic", "Apple SD Gothic Neo",
+    "NanumGothic",
+    "NanumBarunGothic",
+    "Noto Sans CJK KR",
+    "Noto Sans KR",
+    "Source Han Sans KR",
+    "UnDotum",
+    "Malgun Gothic",
+    "AppleGothic",
+    "Apple SD Gothic Neo",
 )
 _warned_no_korean_font = False
 
@@ -107,8 +115,16 @@ def plot_confusion_matrix(cm: np.ndarray, labels: Sequence[str], normalize: bool
         size = max(4.0, 0.7 * len(labels) + 2)
         _, ax = plt.subplots(figsize=(size, size * 0.85))
     sns.heatmap(
-        data, annot=True, fmt=".2f" if normalize else "d", cmap="Blues", xticklabels=labels, yticklabels=labels,
-        cbar=False, ax=ax, vmin=0, vmax=1 if normalize else None,
+        data,
+        annot=True,
+        fmt=".2f" if normalize else "d",
+        cmap="Blues",
+        xticklabels=labels,
+        yticklabels=labels,
+        cbar=False,
+        ax=ax,
+        vmin=0,
+        vmax=1 if normalize else None,
     )
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
@@ -118,7 +134,9 @@ def plot_confusion_matrix(cm: np.ndarray, labels: Sequence[str], normalize: bool
     return ax.figure
 
 
-def plot_label_distribution(frame: pd.DataFrame, label_col: str, split_col: str | None = None, title: str = "", ax=None):
+def plot_label_distribution(
+    frame: pd.DataFrame, label_col: str, split_col: str | None = None, title: str = "", ax=None
+):
     """Bar chart of label counts, one colour per split when ``split_col`` is given."""
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 3.2))

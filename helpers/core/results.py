@@ -4,6 +4,7 @@ Each notebook ends with ``record_results(stem, metrics, profile=...)``. A ``full
 ``results/<stem>.json`` (committed); a ``quick`` run writes under ``build/results-quick/`` so that it
 never overwrites published figures. The runner sets ``COURSE_RESULTS_DIR`` to collect them per run.
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -12,8 +13,8 @@ import math
 import os
 import re
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 from helpers.core.download import atomic_write_bytes
 from helpers.core.env import REPO_ROOT, hardware_summary

@@ -4,21 +4,21 @@
 
 Each notebook runs in its own process (so one failure never stops the others, and its peak memory can be
 measured); the executed copies, ``summary.md`` and ``summary.json`` land in ``--out`` (never the repository root
-or a folder with committed files, such as ``notebooks/`` or ``results/``: refused with exit code 2). The exit code is 1 when
-any notebook failed. ``--publish`` (``full`` profile only) copies the executed notebooks back into
+or a folder with committed files, such as ``notebooks/`` or ``results/``: refused with exit code 2). The exit code
+is 1 when any notebook failed. ``--publish`` (``full`` profile only) copies the executed notebooks back into
 ``notebooks/``, their results into ``results/`` and regenerates the README results table.
 """
+
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import re
-import site
-import sysconfig
 import shutil
+import site
 import subprocess
 import sys
+import sysconfig
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -87,11 +87,27 @@ def run_notebook(path: Path, out_dir: Path, profile: str, timeout_s: int | None 
     out_dir.mkdir(parents=True, exist_ok=True)
     executed = out_dir / path.name
     log = out_dir / f"{path.stem}.log"
-    env = {**os.environ, RESULTS_ENV: str(out_dir / "results"),
-           # inline plots in the executed notebooks (a plain "Agg" from the caller would leave them out)
-           "MPLBACKEND": "module://matplotlib_inline.backend_inline", "PYTHONUNBUFFERED": "1"}
-    cmd = [sys.executable, "-m", "papermill", str(path), str(executed), "-p", "profile", profile,
-           "--cwd", str(path.parent), "--log-output", "--no-progress-bar"]
+    env = {
+        **os.environ,
+        RESULTS_ENV: str(out_dir / "results"),
+        # inline plots in the executed notebooks (a plain "Agg" from the caller would leave them out)
+        "MPLBACKEND": "module://matplotlib_inline.backend_inline",
+        "PYTHONUNBUFFERED": "1",
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "papermill",
+        str(path),
+        str(executed),
+        "-p",
+        "profile",
+        profile,
+        "--cwd",
+        str(path.parent),
+        "--log-output",
+        "--no-progress-bar",
+    ]
     if timeout_s:
         cmd += ["--execution-timeout", str(timeout_s)]
     start = time.perf_counter()
@@ -120,15 +136,29 @@ def run_notebook(path: Path, out_dir: Path, profile: str, timeout_s: int | None 
 def write_summary(runs: list[NotebookRun], out_dir: Path, profile: str) -> None:
     """``summary.json`` and ``summary.md`` of a run."""
     total = sum(r.wall_time_s for r in runs)
-    payload = {"profile": profile, "hardware": hardware_summary(), "total_wall_time_s": round(total, 1),
-               "peak_rss_mb": max((r.peak_rss_mb for r in runs), default=0.0), "notebooks": [asdict(r) for r in runs]}
+    payload = {
+        "profile": profile,
+        "hardware": hardware_summary(),
+        "total_wall_time_s": round(total, 1),
+        "peak_rss_mb": max((r.peak_rss_mb for r in runs), default=0.0),
+        "notebooks": [asdict(r) for r in runs],
+    }
     (out_dir / "summary.json").write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    lines = [f"# Course run: profile `{profile}`", "", f"Machine: {payload['hardware']}. Total wall time {total / 60:.1f} min.", "",
-             "| notebook | status | wall time (s) | peak memory (MB) | headline metrics | error |", "|---|---|---|---|---|---|"]
+    lines = [
+        f"# Course run: profile `{profile}`",
+        "",
+        f"Machine: {payload['hardware']}. Total wall time {total / 60:.1f} min.",
+        "",
+        "| notebook | status | wall time (s) | peak memory (MB) | headline metrics | error |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in runs:
         metrics = ", ".join(f"{k} {v:.4f}" for k, v in r.metrics.items())
         error = r.error.replace("|", "\\|").replace("\n", " ")[:300]
-        lines.append(f"| {r.notebook} | {'✅ ok' if r.status == 'ok' else '❌ failed'} | {r.wall_time_s} | {r.peak_rss_mb} | {metrics} | {error} |")
+        lines.append(
+            f"| {r.notebook} | {'✅ ok' if r.status == 'ok' else '❌ failed'} | {r.wall_time_s} | {r.peak_rss_mb} | "
+            f"{metrics} | {error} |"
+        )
     (out_dir / "summary.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
@@ -178,7 +208,7 @@ if "google.colab" in sys.modules:
     java_ok = shutil.which("java") is not None and subprocess.run(["java", "-version"], capture_output=True).returncode == 0
     print(f"course: {{course_dir}} ({{COURSE_REPO_REF}}), working directory {{Path.cwd()}}; "
           + ("Java found, the Okt tokenizer works" if java_ok
-             else "no Java runtime: the Okt tokenizer cannot start (notebook 03: drop \\"okt\\" from tokenizer_names)"))"""
+             else "no Java runtime: the Okt tokenizer cannot start (notebook 03: drop \\"okt\\" from tokenizer_names)"))"""  # noqa: E501 (notebooks' first cell must equal this text; tests/test_published.py)
 
 
 def format_duration(seconds: float) -> str:
@@ -195,11 +225,13 @@ def run_note_source(course: dict) -> str:
     when = f"{course.get('hardware', 'an unrecorded machine')}, {course.get('date', 'an unrecorded date')}"
     took = format_duration(course["wall_time_s"]) if course.get("wall_time_s") is not None else "wall time not recorded"
     profile = course.get("profile", "full")
-    return (f"*The outputs shown are from the `{profile}` profile run on {when}, {took}; \"Run all\" runs the profile "
-            f"in the parameters cell (`\"auto\"`: `full` on a CUDA GPU, `quick` otherwise).*  \n"
-            f"*아래 출력은 {course.get('date', '기록되지 않은 날짜')}에 {course.get('hardware', '기록되지 않은 기기')}에서 "
-            f"`{profile}` 프로필로 실행한 결과입니다(실행 시간 {took}). \"모두 실행\"(Run all)은 매개변수 셀에 적힌 "
-            f"프로필로 실행합니다.*")
+    return (
+        f'*The outputs shown are from the `{profile}` profile run on {when}, {took}; "Run all" runs the profile '
+        f'in the parameters cell (`"auto"`: `full` on a CUDA GPU, `quick` otherwise).*  \n'
+        f"*아래 출력은 {course.get('date', '기록되지 않은 날짜')}에 {course.get('hardware', '기록되지 않은 기기')}에서 "
+        f'`{profile}` 프로필로 실행한 결과입니다(실행 시간 {took}). "모두 실행"(Run all)은 매개변수 셀에 적힌 '
+        f"프로필로 실행합니다.*"
+    )
 
 
 def _machine_prefixes(out_dir: Path | None) -> list[tuple[str, str]]:
@@ -318,11 +350,17 @@ def check_out_dir(out: Path) -> str:
     out = Path(out).expanduser().resolve()
     root = REPO_ROOT.resolve()
     if out == root:
-        return f"--out {out} is the repository itself: the run would overwrite committed notebooks and results; use build/<name> or a folder outside the repository"
+        return (
+            f"--out {out} is the repository itself: the run would overwrite committed notebooks and results; "
+            "use build/<name> or a folder outside the repository"
+        )
     if root in out.parents:
         top = out.relative_to(root).parts[0]
         if top in _tracked_tops():
-            return f"--out {out} is inside the repository's tracked {top}/: the run would overwrite committed files; use build/<name> or a folder outside the repository"
+            return (
+                f"--out {out} is inside the repository's tracked {top}/: the run would overwrite committed files; "
+                "use build/<name> or a folder outside the repository"
+            )
     if out.exists() and not out.is_dir():
         return f"--out {out} is a file, not a folder"
     try:
@@ -341,7 +379,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="+", metavar="NN", help="notebook number prefixes to run, e.g. --only 02 05")
     parser.add_argument("--out", type=Path, help="output folder (default build/run-<profile>)")
     parser.add_argument("--timeout", type=int, default=None, help="per-cell timeout in seconds")
-    parser.add_argument("--publish", action="store_true", help="full profile: copy outputs and results into the repository")
+    parser.add_argument(
+        "--publish", action="store_true", help="full profile: copy outputs and results into the repository"
+    )
     args = parser.parse_args(argv)
     if args.publish and args.profile != "full":
         parser.error("--publish only makes sense with --profile full: published notebooks carry full results")
@@ -354,7 +394,10 @@ def main(argv: list[str] | None = None) -> int:
     for path in discover(args.only):
         print(f"▶ {path.name} ({args.profile}) …", flush=True)
         run = run_notebook(path, out_dir, args.profile, args.timeout)
-        print(f"  {run.status} in {run.wall_time_s:.0f} s, peak {run.peak_rss_mb:.0f} MB {run.metrics or ''} {run.error}", flush=True)
+        print(
+            f"  {run.status} in {run.wall_time_s:.0f} s, peak {run.peak_rss_mb:.0f} MB {run.metrics or ''} {run.error}",
+            flush=True,
+        )
         runs.append(run)
         write_summary(runs, out_dir, args.profile)
     if args.publish:

@@ -290,9 +290,16 @@ def sentence_embeddings(
         raise ValueError("no sentences to embed")
     folder = resolve_model(name)
     prefix = describe(name)["prefix"]
-    settings = {"model": name, "weights": weights_fingerprint(folder), "max_length": max_length,
-                "num_layers": num_layers, "prefix": prefix}
-    digest = hashlib.sha256(json.dumps({"settings": settings, "texts": texts}, ensure_ascii=False).encode()).hexdigest()[:16]
+    settings = {
+        "model": name,
+        "weights": weights_fingerprint(folder),
+        "max_length": max_length,
+        "num_layers": num_layers,
+        "prefix": prefix,
+    }
+    digest = hashlib.sha256(
+        json.dumps({"settings": settings, "texts": texts}, ensure_ascii=False).encode()
+    ).hexdigest()[:16]
     path = cache_dir() / "features" / f"{cache_name}-{digest}.npz"
     note = model_origin(name, folder) + (f"; first {num_layers} layers" if num_layers else "")
     if use_cache and path.exists():
@@ -324,7 +331,9 @@ class EmbeddingTextBranch:
         x = np.asarray(embeddings, dtype=np.float32)
         if x.ndim != 2 or len(x) != len(labels):
             raise ValueError(f"need one embedding row per label; got {x.shape} and {len(labels)} labels")
-        self.classifier = fit_quietly(make_pipeline(StandardScaler(), logreg(self.seed, C=self.C)), x, np.asarray(labels))
+        self.classifier = fit_quietly(
+            make_pipeline(StandardScaler(), logreg(self.seed, C=self.C)), x, np.asarray(labels)
+        )
         self.pca = PCA(min(self.dim, x.shape[1]), random_state=self.seed).fit(x)
         self.seconds = time.perf_counter() - start
         return self
@@ -342,18 +351,28 @@ class LayerHeadAudioBranch:
     the one with the lowest validation loss kept (its best epoch restored). Class probabilities from its softmax,
     the embedding from its hidden layer (after the ReLU), like the CNN's pooled features."""
 
-    def __init__(self, num_classes: int,
-                 grid: Sequence[Mapping] = ({"hidden": 256, "weight_decay": 1e-2, "batch_size": 64, "learning_rate": 2e-3},
-                                            {"hidden": 256, "weight_decay": 1e-1, "batch_size": 64, "learning_rate": 2e-3}),
-                 epochs: int = 50, seed: int = 42):
+    def __init__(
+        self,
+        num_classes: int,
+        grid: Sequence[Mapping] = (
+            {"hidden": 256, "weight_decay": 1e-2, "batch_size": 64, "learning_rate": 2e-3},
+            {"hidden": 256, "weight_decay": 1e-1, "batch_size": 64, "learning_rate": 2e-3},
+        ),
+        epochs: int = 50,
+        seed: int = 42,
+    ):
         self.num_classes, self.grid, self.epochs, self.seed = num_classes, [dict(g) for g in grid], epochs, seed
 
     def fit(self, features: np.ndarray, labels: Sequence[int], train_i, val_i) -> "LayerHeadAudioBranch":
         from helpers.audio.whisper_features import train_layer_head
 
         start = time.perf_counter()
-        runs = [train_layer_head(features, labels, train_i, val_i, num_classes=self.num_classes, epochs=self.epochs,
-                                 seed=self.seed, **g) for g in self.grid]
+        runs = [
+            train_layer_head(
+                features, labels, train_i, val_i, num_classes=self.num_classes, epochs=self.epochs, seed=self.seed, **g
+            )
+            for g in self.grid
+        ]
         self.run = min(runs, key=lambda r: r.best_val_loss)
         self.seconds = time.perf_counter() - start
         return self

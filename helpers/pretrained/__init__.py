@@ -8,14 +8,32 @@ is converted once from the pinned offline packages of ``requirements-offline.txt
 :mod:`helpers.pretrained.registry`). Converters (:mod:`convert_e5`, :mod:`convert_whisper`,
 :mod:`convert_mpnet`) read bytes only: nothing from those packages is imported, run or unpickled.
 """
+
 from helpers.pretrained.load import embed_sentences, load_encoder, shorten_whisper_window, truncate_layers
 from helpers.pretrained.registry import (
-    MODELS, ModelSpec, PretrainedNotFoundError, build_from_packages, describe, get_spec, hub_reachable,
-    models_cache_dir, resolve_model,
+    MODELS,
+    ModelSpec,
+    PretrainedNotFoundError,
+    build_from_packages,
+    describe,
+    get_spec,
+    hub_reachable,
+    models_cache_dir,
+    resolve_model,
 )
 
 __all__ = [
-    "MODELS", "ModelSpec", "PretrainedNotFoundError", "build_from_packages", "describe", "embed_sentences",
-    "get_spec", "hub_reachable", "load_encoder", "models_cache_dir", "resolve_model", "shorten_whisper_window",
+    "MODELS",
+    "ModelSpec",
+    "PretrainedNotFoundError",
+    "build_from_packages",
+    "describe",
+    "embed_sentences",
+    "get_spec",
+    "hub_reachable",
+    "load_encoder",
+    "models_cache_dir",
+    "resolve_model",
+    "shorten_whisper_window",
     "truncate_layers",
 ]

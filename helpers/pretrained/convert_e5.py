@@ -13,6 +13,7 @@ The file layout (read from the package's ``e5.c`` loader, all little-endian):
 
 Only bytes are read: nothing from the package is imported or run.
 """
+
 from __future__ import annotations
 
 import struct
@@ -26,14 +27,21 @@ BLOCK = 32
 _BLOCK_BYTES = 2 + BLOCK // 2
 # name in the q4 file → name in transformers' BertModel ({l} is the layer index)
 LAYER_NAMES = {
-    "q": "attention.self.query", "k": "attention.self.key", "v": "attention.self.value",
-    "ao": "attention.output.dense", "aln": "attention.output.LayerNorm",
-    "fi": "intermediate.dense", "fo": "output.dense", "oln": "output.LayerNorm",
+    "q": "attention.self.query",
+    "k": "attention.self.key",
+    "v": "attention.self.value",
+    "ao": "attention.output.dense",
+    "aln": "attention.output.LayerNorm",
+    "fi": "intermediate.dense",
+    "fo": "output.dense",
+    "oln": "output.LayerNorm",
 }
 EMBEDDING_NAMES = {
-    "emb.word": "embeddings.word_embeddings.weight", "emb.pos": "embeddings.position_embeddings.weight",
+    "emb.word": "embeddings.word_embeddings.weight",
+    "emb.pos": "embeddings.position_embeddings.weight",
     "emb.type": "embeddings.token_type_embeddings.weight",
-    "emb.ln.w": "embeddings.LayerNorm.weight", "emb.ln.b": "embeddings.LayerNorm.bias",
+    "emb.ln.w": "embeddings.LayerNorm.weight",
+    "emb.ln.b": "embeddings.LayerNorm.bias",
 }
 
 
@@ -57,7 +65,11 @@ def dequantize_q4(raw: bytes | memoryview, rows: int, cols: int) -> np.ndarray:
 def _shape(name: str, h: dict[str, float]) -> tuple[int, ...]:
     """The shape a tensor of the file must have, from its name and the header."""
     H, F = int(h["hidden"]), int(h["intermediate"])
-    fixed = {"emb.word": (int(h["vocab"]), H), "emb.pos": (int(h["max_positions"]), H), "emb.type": (int(h["type_vocab"]), H)}
+    fixed = {
+        "emb.word": (int(h["vocab"]), H),
+        "emb.pos": (int(h["max_positions"]), H),
+        "emb.type": (int(h["type_vocab"]), H),
+    }
     if name in fixed:
         return fixed[name]
     _, key, part = name.split(".") if name.startswith("l") else ("", "", "")
@@ -85,7 +97,7 @@ def read_q4_model(path: str | Path) -> tuple[dict[str, float], dict[str, np.ndar
     tensors = {}
     for _ in range(count):
         (name_len,) = struct.unpack_from("<H", data, at)
-        name = bytes(data[at + 2:at + 2 + name_len]).decode("ascii")
+        name = bytes(data[at + 2 : at + 2 + name_len]).decode("ascii")
         at += 2 + name_len
         dtype = data[at]
         elements, offset, nbytes = struct.unpack_from("<IQQ", data, at + 1)
@@ -93,7 +105,7 @@ def read_q4_model(path: str | Path) -> tuple[dict[str, float], dict[str, np.ndar
         shape = _shape(name, header)
         if int(np.prod(shape)) != elements or offset + nbytes > len(data):
             raise Q4FormatError(f"tensor {name}: {elements} elements at {offset}, expected shape {shape}")
-        raw = data[offset:offset + nbytes]
+        raw = data[offset : offset + nbytes]
         if dtype == 0:
             tensors[name] = np.frombuffer(raw, dtype="<f4").reshape(shape).copy()
         elif dtype == 1:
@@ -117,10 +129,16 @@ def bert_config(header: dict[str, float]):
     from transformers import BertConfig
 
     return BertConfig(
-        vocab_size=int(header["vocab"]), hidden_size=int(header["hidden"]), num_hidden_layers=int(header["layers"]),
-        num_attention_heads=int(header["heads"]), intermediate_size=int(header["intermediate"]),
-        max_position_embeddings=int(header["max_positions"]), type_vocab_size=int(header["type_vocab"]),
-        layer_norm_eps=float(np.float32(header["eps"])), hidden_act="gelu", pad_token_id=1,
+        vocab_size=int(header["vocab"]),
+        hidden_size=int(header["hidden"]),
+        num_hidden_layers=int(header["layers"]),
+        num_attention_heads=int(header["heads"]),
+        intermediate_size=int(header["intermediate"]),
+        max_position_embeddings=int(header["max_positions"]),
+        type_vocab_size=int(header["type_vocab"]),
+        layer_norm_eps=float(np.float32(header["eps"])),
+        hidden_act="gelu",
+        pad_token_id=1,
         architectures=["BertModel"],
     )
 
@@ -135,5 +153,7 @@ def build_e5_folder(staging: Path, files: dict[str, Path]) -> None:
     state = {k: torch.from_numpy(v) for k, v in bert_state_dict(header, tensors).items()}
     model.load_state_dict(state, strict=True)
     model.save_pretrained(staging)
-    tokenizer = XLMRobertaTokenizerFast(tokenizer_file=str(files["tokenizer"]), model_max_length=int(header["max_positions"]))
+    tokenizer = XLMRobertaTokenizerFast(
+        tokenizer_file=str(files["tokenizer"]), model_max_length=int(header["max_positions"])
+    )
     tokenizer.save_pretrained(staging)

@@ -4,6 +4,7 @@ The parts are joined into a temporary file and only the expected members are rea
 its pinned SHA-256 (no generic extraction: a member that is not listed is never written). The folder is a
 standard transformers ``MPNetModel`` folder and a sentence-transformers folder at once.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -60,7 +61,9 @@ def extract_members(archive: Path, staging: Path, members: dict[str, str | None]
                 raise ChecksumError(f"{rel} in the archive has sha256 {digest.hexdigest()}, expected {sha}")
 
 
-def build_split_zip_folder(staging: Path, files: dict[str, Path], members: dict[str, str | None] = MPNET_MEMBERS) -> None:
+def build_split_zip_folder(
+    staging: Path, files: dict[str, Path], members: dict[str, str | None] = MPNET_MEMBERS
+) -> None:
     """Join ``files`` (keys sorted: ``part1``, ``part2``…) and extract ``members`` into ``staging``."""
     parts = [files[key] for key in sorted(files)]
     with tempfile.TemporaryDirectory(dir=staging.parent, prefix=".zip-") as tmp:

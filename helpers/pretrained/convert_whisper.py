@@ -4,6 +4,7 @@ CTranslate2 fuses attention projections: self-attention ``linear_0`` is [q; k; v
 of the fused bias is zero), cross-attention ``linear_0`` is q and ``linear_1`` is [k; v]; the output
 projection is the last linear. Everything else maps one to one (see ``whisper_state_dict``).
 """
+
 from __future__ import annotations
 
 import re
@@ -13,11 +14,17 @@ import numpy as np
 
 from helpers.pretrained.ctranslate2_format import CT2FormatError, CT2Model, read_ct2
 
-
 # special token ids of the multilingual Whisper vocabularies (51865 or 51866 tokens)
-MULTILINGUAL_TOKENS = dict(bos_token_id=50257, eos_token_id=50257, pad_token_id=50257, decoder_start_token_id=50258,
-                           begin_suppress_tokens=[220, 50257])
-NO_TOKENS = dict(bos_token_id=0, eos_token_id=0, pad_token_id=0, decoder_start_token_id=0, begin_suppress_tokens=[])  # tiny test models
+MULTILINGUAL_TOKENS = dict(
+    bos_token_id=50257,
+    eos_token_id=50257,
+    pad_token_id=50257,
+    decoder_start_token_id=50258,
+    begin_suppress_tokens=[220, 50257],
+)
+NO_TOKENS = dict(
+    bos_token_id=0, eos_token_id=0, pad_token_id=0, decoder_start_token_id=0, begin_suppress_tokens=[]
+)  # tiny test models
 
 
 def _norm(ct2: CT2Model, src: str, dst: str, out: dict[str, np.ndarray]) -> None:
@@ -52,7 +59,10 @@ def whisper_state_dict(ct2: CT2Model) -> dict[str, np.ndarray]:
         raise CT2FormatError(f"a {ct2.spec} model, not a Whisper model")
     out: dict[str, np.ndarray] = {}
     for conv in ("conv1", "conv2"):
-        out[f"encoder.{conv}.weight"], out[f"encoder.{conv}.bias"] = ct2.get(f"encoder/{conv}/weight"), ct2.get(f"encoder/{conv}/bias")
+        out[f"encoder.{conv}.weight"], out[f"encoder.{conv}.bias"] = (
+            ct2.get(f"encoder/{conv}/weight"),
+            ct2.get(f"encoder/{conv}/bias"),
+        )
     out["encoder.embed_positions.weight"] = ct2.get("encoder/position_encodings/encodings")
     _norm(ct2, "encoder/layer_norm", "encoder.layer_norm", out)
     for i in range(_layer_count(ct2, "encoder")):
@@ -88,14 +98,19 @@ def whisper_config(ct2: CT2Model):
     conv1 = ct2.get("encoder/conv1/weight")
     vocab, d_model = ct2.get("decoder/embeddings/weight").shape
     return WhisperConfig(
-        vocab_size=vocab, num_mel_bins=conv1.shape[1], d_model=d_model,
-        encoder_layers=_layer_count(ct2, "encoder"), decoder_layers=_layer_count(ct2, "decoder"),
-        encoder_attention_heads=int(ct2.get("encoder/num_heads")), decoder_attention_heads=int(ct2.get("decoder/num_heads")),
+        vocab_size=vocab,
+        num_mel_bins=conv1.shape[1],
+        d_model=d_model,
+        encoder_layers=_layer_count(ct2, "encoder"),
+        decoder_layers=_layer_count(ct2, "decoder"),
+        encoder_attention_heads=int(ct2.get("encoder/num_heads")),
+        decoder_attention_heads=int(ct2.get("decoder/num_heads")),
         encoder_ffn_dim=ct2.get("encoder/layer_0/ffn/linear_0/weight").shape[0],
         decoder_ffn_dim=ct2.get("decoder/layer_0/ffn/linear_0/weight").shape[0],
         max_source_positions=ct2.get("encoder/position_encodings/encodings").shape[0],
         max_target_positions=ct2.get("decoder/position_encodings/encodings").shape[0],
-        architectures=["WhisperModel"], **(MULTILINGUAL_TOKENS if vocab >= 51865 else NO_TOKENS),
+        architectures=["WhisperModel"],
+        **(MULTILINGUAL_TOKENS if vocab >= 51865 else NO_TOKENS),
     )
 
 

@@ -5,6 +5,7 @@ revision; u32 variable count; per variable a name, u8 rank, u32 dims[rank], u8 d
 bytes; then u32 alias count and (alias, target) name pairs. A name is a u16 length (with the final NUL)
 and the UTF-8 bytes plus NUL. dtypes: 0 float32, 1 int8, 2 int16, 3 int32, 4 float16, 5 bfloat16.
 """
+
 from __future__ import annotations
 
 import struct
@@ -50,7 +51,7 @@ class _Reader:
     def take(self, n: int) -> memoryview:
         if self.at + n > len(self.data):
             raise CT2FormatError("the file ends inside a variable: it is truncated")
-        out = self.data[self.at:self.at + n]
+        out = self.data[self.at : self.at + n]
         self.at += n
         return out
 

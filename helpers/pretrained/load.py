@@ -3,8 +3,10 @@
 ``load_encoder("e5-small")`` gives ``(model, tokenizer)``; ``load_encoder("whisper-base", window_s=6)`` gives
 ``(whisper_encoder, feature_extractor)`` for 6-second windows. Classes are explicit and
 ``trust_remote_code=False`` (:func:`helpers.core.model_folder.load_pretrained`): a folder whose config declares
-``auto_map`` is refused with :class:`~helpers.core.model_folder.UnsafeFolderError`, and only safetensors weights are read.
+``auto_map`` is refused with :class:`~helpers.core.model_folder.UnsafeFolderError`, and only safetensors weights
+are read.
 """
+
 from __future__ import annotations
 
 import functools
@@ -24,7 +26,7 @@ def _has_pooler(folder) -> bool:
     from safetensors import safe_open
 
     with safe_open(str(folder / "model.safetensors"), framework="pt") as weights:
-        return any(key.startswith("pooler.") for key in weights.keys())
+        return any(key.startswith("pooler.") for key in weights.keys())  # noqa: SIM118 (safe_open has no __iter__)
 
 
 def _note_repr(note: str) -> str:
@@ -72,8 +74,9 @@ def shorten_whisper_window(encoder, feature_extractor, window_s: float) -> str:
     return f"{window_s:g} s window ({positions} positions of 1500)"
 
 
-def load_encoder(name: str, path=None, *, num_layers: int | None = None, window_s: float | None = None,
-                 verbose: bool = True):
+def load_encoder(
+    name: str, path=None, *, num_layers: int | None = None, window_s: float | None = None, verbose: bool = True
+):
     """``(model, tokenizer or feature extractor)`` for registry model ``name``, in eval mode, float32.
 
     - ``num_layers``: keep only the first layers (a cheaper model of the same class, for the quick profile);
@@ -87,8 +90,9 @@ def load_encoder(name: str, path=None, *, num_layers: int | None = None, window_
     folder = resolve_model(name, path)
     kwargs = {"add_pooling_layer": _has_pooler(folder)} if spec.model_class == "BertModel" else {}
     # load_pretrained refuses a folder declaring auto_map (hub snapshot or local) before transformers reads it
-    model = load_pretrained(getattr(transformers, spec.model_class), folder, use_safetensors=True,
-                            dtype=torch.float32, **kwargs)
+    model = load_pretrained(
+        getattr(transformers, spec.model_class), folder, use_safetensors=True, dtype=torch.float32, **kwargs
+    )
     processor = load_pretrained(getattr(transformers, spec.processor_class), folder)
     notes = [origin(name, folder)]
     if spec.model_type == "whisper":
@@ -108,8 +112,17 @@ def load_encoder(name: str, path=None, *, num_layers: int | None = None, window_
 
 
 @torch.no_grad()
-def embed_sentences(model, tokenizer, texts: list[str], *, prefix: str = "query: ", max_length: int = 512,
-                    batch_size: int = 32, normalize: bool = True, device: str | torch.device | None = None) -> np.ndarray:
+def embed_sentences(
+    model,
+    tokenizer,
+    texts: list[str],
+    *,
+    prefix: str = "query: ",
+    max_length: int = 512,
+    batch_size: int = 32,
+    normalize: bool = True,
+    device: str | torch.device | None = None,
+) -> np.ndarray:
     """Mean-pooled sentence embeddings ``(len(texts), hidden)`` (E5's recipe: ``query: `` prefix, L2-normalised).
 
     Use ``prefix=""`` for models trained without one (MPNet, MiniLM). Texts are batched by length.
@@ -118,9 +131,10 @@ def embed_sentences(model, tokenizer, texts: list[str], *, prefix: str = "query:
     order = np.argsort([len(t) for t in texts])
     out = np.zeros((len(texts), model.config.hidden_size), dtype=np.float32)
     for start in range(0, len(texts), batch_size):
-        idx = order[start:start + batch_size]
-        batch = tokenizer([prefix + texts[i] for i in idx], padding=True, truncation=True, max_length=max_length,
-                          return_tensors="pt").to(device)
+        idx = order[start : start + batch_size]
+        batch = tokenizer(
+            [prefix + texts[i] for i in idx], padding=True, truncation=True, max_length=max_length, return_tensors="pt"
+        ).to(device)
         hidden = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
         mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
         pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)

@@ -1,4 +1,5 @@
 """Finding the files of installed offline packages, by their metadata only (never importing them)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

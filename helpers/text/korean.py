@@ -35,6 +35,7 @@ finds it (:func:`helpers.text.pipeline.get_tokenizer` imports this module on fir
 ``helpers.core.data.cache_dir() / "tokenized"``; :func:`measure_speed` and :func:`tokenizer_stats` give the numbers
 a tokeniser comparison needs (tokens per second, vocabulary size, unknown-token rate).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -43,10 +44,10 @@ import re
 import time
 import unicodedata
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Iterable, Sequence
 
 from tqdm.auto import tqdm
 
@@ -79,7 +80,7 @@ def _pieces(text: str) -> list[str]:
         return [text]
     words = []
     for word in text.split():
-        words += [word[i:i + _MAX_RUN] for i in range(0, len(word), _MAX_RUN)]
+        words += [word[i : i + _MAX_RUN] for i in range(0, len(word), _MAX_RUN)]
     pieces, current, size = [], [], 0
     for word in words:
         if current and size + 1 + len(word) > _MAX_PIECE:
@@ -223,7 +224,9 @@ register_korean_tokenizers()
 
 def corpus_key(texts: Sequence[str], tokenizer: KoreanTokenizer) -> str:
     """SHA-256 of the texts (in order) and the tokeniser's settings and version: the cache's identity."""
-    digest = hashlib.sha256(f"korean-tokens/{CACHE_FORMAT}/{tokenizer.backend}/{tokenizer.norm}/{tokenizer.stem}/{tokenizer.version}/{len(texts)}\n".encode())
+    digest = hashlib.sha256(
+        f"korean-tokens/{CACHE_FORMAT}/{tokenizer.backend}/{tokenizer.norm}/{tokenizer.stem}/{tokenizer.version}/{len(texts)}\n".encode()
+    )
     for text in texts:
         data = (text if isinstance(text, str) else "\x00<not a str>").encode("utf-8", "surrogatepass")
         digest.update(len(data).to_bytes(8, "little"))
@@ -274,16 +277,22 @@ def tokenize_corpus(
             try:
                 payload = json.loads(path.read_text(encoding="utf-8"))
                 tokens = payload["tokens"]
-                if (payload.get("key") == key and isinstance(tokens, list) and len(tokens) == len(texts)
-                        and all(isinstance(t, list) for t in tokens)):
+                if (
+                    payload.get("key") == key
+                    and isinstance(tokens, list)
+                    and len(tokens) == len(texts)
+                    and all(isinstance(t, list) for t in tokens)
+                ):
                     if progress:
-                        print(f"{tokenizer.name}: {len(texts):,} texts read from the cache {path.name} "
-                              f"(tokenised in {payload['seconds']:.1f} s when it was written)")
+                        print(
+                            f"{tokenizer.name}: {len(texts):,} texts read from the cache {path.name} "
+                            f"(tokenised in {payload['seconds']:.1f} s when it was written)"
+                        )
                     return payload["tokens"]
             except (OSError, ValueError, RecursionError, AttributeError, KeyError, TypeError):
                 pass  # a damaged cache file is simply rebuilt
     start = time.perf_counter()
-    chunks = [texts[i:i + chunk_size] for i in range(0, len(texts), chunk_size)]
+    chunks = [texts[i : i + chunk_size] for i in range(0, len(texts), chunk_size)]
     tokens: list[list[str]] = []
     with tqdm(total=len(texts), desc=tokenizer.name, unit="text", disable=not progress, leave=False) as bar:
         if workers > 1 and len(chunks) > 1:
@@ -301,11 +310,19 @@ def tokenize_corpus(
     seconds = time.perf_counter() - start
     if progress:
         n_tokens = sum(map(len, tokens))
-        print(f"{tokenizer.name}: {len(texts):,} texts, {n_tokens:,} tokens in {seconds:.1f} s "
-              f"({len(texts) / max(seconds, 1e-9):,.0f} texts/s)" + (f"; cached as {path.name}" if path else ""))
+        print(
+            f"{tokenizer.name}: {len(texts):,} texts, {n_tokens:,} tokens in {seconds:.1f} s "
+            f"({len(texts) / max(seconds, 1e-9):,.0f} texts/s)" + (f"; cached as {path.name}" if path else "")
+        )
     if path is not None:
-        payload = {"format": CACHE_FORMAT, "key": key, "tokenizer": tokenizer.name, "version": tokenizer.version,
-                   "seconds": seconds, "tokens": tokens}
+        payload = {
+            "format": CACHE_FORMAT,
+            "key": key,
+            "tokenizer": tokenizer.name,
+            "version": tokenizer.version,
+            "seconds": seconds,
+            "tokens": tokens,
+        }
         atomic_write_bytes(path, json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
         stale = re.compile(re.escape(f"{cache_name}-{tokenizer.name}-") + r"[0-9a-f]{16}")
         for old in path.parent.glob(f"{cache_name}-{tokenizer.name}-*.json"):
@@ -331,11 +348,19 @@ def measure_speed(name: str, texts: Sequence[str], **options) -> dict[str, float
     start = time.perf_counter()
     n_tokens = sum(len(tokenizer(text)) for text in texts)
     seconds = max(time.perf_counter() - start, 1e-9)
-    return {"texts": len(texts), "tokens": n_tokens, "seconds": seconds, "texts_per_s": len(texts) / seconds,
-            "tokens_per_s": n_tokens / seconds, "tokens_per_text": n_tokens / len(texts)}
+    return {
+        "texts": len(texts),
+        "tokens": n_tokens,
+        "seconds": seconds,
+        "texts_per_s": len(texts) / seconds,
+        "tokens_per_s": n_tokens / seconds,
+        "tokens_per_text": n_tokens / len(texts),
+    }
 
 
-def tokenizer_stats(train_tokens: Iterable[list[str]], test_tokens: Iterable[list[str]], min_freq: int = 1) -> dict[str, float]:
+def tokenizer_stats(
+    train_tokens: Iterable[list[str]], test_tokens: Iterable[list[str]], min_freq: int = 1
+) -> dict[str, float]:
     """Vocabulary size on ``train_tokens`` and how much of ``test_tokens`` it does not cover.
 
     The vocabulary is every token type seen at least ``min_freq`` times in train (no special tokens counted).
@@ -374,6 +399,15 @@ def tokenizer_stats(train_tokens: Iterable[list[str]], test_tokens: Iterable[lis
 
 
 __all__ = [
-    "BACKENDS", "REGISTERED", "KoreanTokenizer", "clean_text", "get_korean_tokenizer", "register_korean_tokenizers",
-    "corpus_key", "corpus_cache_path", "tokenize_corpus", "measure_speed", "tokenizer_stats",
+    "BACKENDS",
+    "REGISTERED",
+    "KoreanTokenizer",
+    "clean_text",
+    "get_korean_tokenizer",
+    "register_korean_tokenizers",
+    "corpus_key",
+    "corpus_cache_path",
+    "tokenize_corpus",
+    "measure_speed",
+    "tokenizer_stats",
 ]

@@ -11,12 +11,13 @@ in :mod:`helpers.text.soft_labels`.)
 - Models: :func:`small_roberta_config`, :func:`pretrain_mlm`, :func:`make_classifier`, :func:`finetune`,
   :func:`predict_proba`, :func:`tfidf_logreg`.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -46,7 +47,9 @@ HUB_MODEL = "klue/roberta-base"
 # --------------------------------------------------------------------------- splits
 
 
-def holdout_split(frame: pd.DataFrame, seed: int = 42, test_size: float = TEST_SIZE) -> tuple[pd.DataFrame, pd.DataFrame]:
+def holdout_split(
+    frame: pd.DataFrame, seed: int = 42, test_size: float = TEST_SIZE
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``(pool, test)``: a stratified, seed-fixed held-out test split and the rest (the pool for k-fold).
 
     It is the first cut of :func:`helpers.core.data.stratified_split` (stratified on the Korean ``label``), so with
@@ -144,8 +147,11 @@ def _fold_features(key: tuple, parts: dict[str, pd.DataFrame]):
     that share the fold (the vectorizer never sees a label, so the stages and losses can share it)."""
     if key not in _FEATURES:
         vec = tfidf_vectorizer()
-        _FEATURES[key] = (vec.fit_transform(parts["train"]["text"]), vec.transform(parts["validation"]["text"]),
-                          vec.transform(parts["test"]["text"]))
+        _FEATURES[key] = (
+            vec.fit_transform(parts["train"]["text"]),
+            vec.transform(parts["validation"]["text"]),
+            vec.transform(parts["test"]["text"]),
+        )
         while len(_FEATURES) > 6:
             _FEATURES.pop(next(iter(_FEATURES)))
     return _FEATURES[key]
@@ -155,8 +161,14 @@ def _fold_features(key: tuple, parts: dict[str, pd.DataFrame]):
 
 
 def small_roberta_config(
-    tokenizer, hidden: int = 256, layers: int = 4, heads: int = 4, intermediate: int | None = None,
-    max_length: int = 64, num_labels: int = 2, dropout: float = 0.1,
+    tokenizer,
+    hidden: int = 256,
+    layers: int = 4,
+    heads: int = 4,
+    intermediate: int | None = None,
+    max_length: int = 64,
+    num_labels: int = 2,
+    dropout: float = 0.1,
 ):
     """A ``RobertaConfig`` sized for CPU pretraining, matched to ``tokenizer`` (vocabulary and special tokens).
 
@@ -167,15 +179,25 @@ def small_roberta_config(
     if hidden % heads:
         raise ValueError(f"hidden={hidden} must be divisible by heads={heads}")
     return RobertaConfig(
-        vocab_size=len(tokenizer), hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
-        intermediate_size=intermediate or 4 * hidden, max_position_embeddings=max_length + 2, type_vocab_size=1,
-        pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.cls_token_id, eos_token_id=tokenizer.sep_token_id,
-        hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout, num_labels=num_labels,
+        vocab_size=len(tokenizer),
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        intermediate_size=intermediate or 4 * hidden,
+        max_position_embeddings=max_length + 2,
+        type_vocab_size=1,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.cls_token_id,
+        eos_token_id=tokenizer.sep_token_id,
+        hidden_dropout_prob=dropout,
+        attention_probs_dropout_prob=dropout,
+        num_labels=num_labels,
     )
 
 
 def mlm_texts(pool_texts: Sequence[str], nsmc_texts: int | None = None, seed: int = 42) -> list[str]:
-    """Pretraining text: the pool's sentences (never the test split) plus ``nsmc_texts`` NSMC *train* reviews, shuffled."""
+    """Pretraining text: the pool's sentences (never the test split) plus ``nsmc_texts`` NSMC *train* reviews,
+    shuffled."""
     texts = [t for t in pool_texts if isinstance(t, str) and t.strip()]
     if nsmc_texts:
         nsmc = [t for t in load_nsmc()["train"]["text"] if t.strip()]
@@ -194,7 +216,9 @@ def mlm_loss(model, batch: dict) -> tuple[torch.Tensor, int]:
     head = getattr(model, "lm_head", None) or getattr(model, "cls", None)
     if head is None:
         return model(**batch).loss, n
-    hidden = model.base_model(input_ids=batch["input_ids"], attention_mask=batch.get("attention_mask")).last_hidden_state
+    hidden = model.base_model(
+        input_ids=batch["input_ids"], attention_mask=batch.get("attention_mask")
+    ).last_hidden_state
     return F.cross_entropy(head(hidden[where]).float(), labels[where]), n
 
 
@@ -203,8 +227,15 @@ def _encode(tokenizer, texts: Sequence[str], max_length: int) -> list[list[int]]
 
 
 @torch.no_grad()
-def mlm_eval_loss(model, tokenizer, texts: Sequence[str], max_length: int = 64, batch_size: int = 128, seed: int = 0,
-                  mlm_probability: float = 0.15) -> float:
+def mlm_eval_loss(
+    model,
+    tokenizer,
+    texts: Sequence[str],
+    max_length: int = 64,
+    batch_size: int = 128,
+    seed: int = 0,
+    mlm_probability: float = 0.15,
+) -> float:
     """Masked-LM loss on ``texts`` with a fixed masking (same ``seed``, same masks), for before/after comparisons."""
     from transformers import DataCollatorForLanguageModeling
 
@@ -217,7 +248,7 @@ def mlm_eval_loss(model, tokenizer, texts: Sequence[str], max_length: int = 64, 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         for start in range(0, len(ids), batch_size):
-            batch = collate([{"input_ids": x} for x in ids[start:start + batch_size]])
+            batch = collate([{"input_ids": x} for x in ids[start : start + batch_size]])
             loss, n = mlm_loss(model, {k: v.to(device) for k, v in batch.items()})
             if n:
                 total, count = total + loss.item() * n, count + n
@@ -226,9 +257,19 @@ def mlm_eval_loss(model, tokenizer, texts: Sequence[str], max_length: int = 64, 
 
 
 def pretrain_mlm(
-    model, tokenizer, texts: Sequence[str], steps: int, batch_size: int = 64, lr: float = 5e-4, max_length: int = 64,
-    warmup: float = 0.06, weight_decay: float = 0.01, mlm_probability: float = 0.15, seed: int = 42,
-    device: torch.device | None = None, progress: bool = True,
+    model,
+    tokenizer,
+    texts: Sequence[str],
+    steps: int,
+    batch_size: int = 64,
+    lr: float = 5e-4,
+    max_length: int = 64,
+    warmup: float = 0.06,
+    weight_decay: float = 0.01,
+    mlm_probability: float = 0.15,
+    seed: int = 42,
+    device: torch.device | None = None,
+    progress: bool = True,
 ) -> pd.DataFrame:
     """Masked-language-model pretraining of ``model`` (a ``RobertaForMaskedLM``) for ``steps`` batches.
 
@@ -279,8 +320,9 @@ def quiet_transformers() -> None:
     hf_logging.disable_progress_bar()
 
 
-def make_classifier(init: str, num_labels: int, tokenizer=None, arch: dict | None = None, seed: int = 42,
-                    max_length: int = 64):
+def make_classifier(
+    init: str, num_labels: int, tokenizer=None, arch: dict | None = None, seed: int = 42, max_length: int = 64
+):
     """``(model, tokenizer)``: a ``…ForSequenceClassification`` with a fresh ``num_labels``-way head.
 
     ``init``: ``"random"`` (a :func:`small_roberta_config` model with random weights; needs ``tokenizer``,
@@ -302,7 +344,9 @@ def make_classifier(init: str, num_labels: int, tokenizer=None, arch: dict | Non
         tok = load_pretrained(AutoTokenizer, folder) if (folder / "tokenizer.json").exists() else tokenizer
         if tok is None:
             raise ValueError(f"{folder} has no tokenizer; pass tokenizer=")
-        model = load_pretrained(AutoModelForSequenceClassification, folder, num_labels=num_labels, local_files_only=True)
+        model = load_pretrained(
+            AutoModelForSequenceClassification, folder, num_labels=num_labels, local_files_only=True
+        )
         return model, tok
     try:  # the local Hugging Face cache first, then the hub
         tok = load_pretrained(AutoTokenizer, init, local_files_only=True)
@@ -318,9 +362,20 @@ def make_classifier(init: str, num_labels: int, tokenizer=None, arch: dict | Non
 
 
 def finetune(
-    model, tokenizer, texts: Sequence[str], labels: Sequence[int], epochs: int = 2, batch_size: int = 32,
-    lr: float = 5e-4, weight_decay: float = 0.01, warmup: float = 0.1, loss_fn: nn.Module | None = None,
-    max_length: int = 64, seed: int = 42, device: torch.device | None = None, val: tuple | None = None,
+    model,
+    tokenizer,
+    texts: Sequence[str],
+    labels: Sequence[int],
+    epochs: int = 2,
+    batch_size: int = 32,
+    lr: float = 5e-4,
+    weight_decay: float = 0.01,
+    warmup: float = 0.1,
+    loss_fn: nn.Module | None = None,
+    max_length: int = 64,
+    seed: int = 42,
+    device: torch.device | None = None,
+    val: tuple | None = None,
     progress: bool = True,
 ):
     """Fine-tune a sequence classifier with :func:`helpers.core.training.fit` (AdamW, linear warm-up and decay,
@@ -339,13 +394,29 @@ def finetune(
     optimizer = torch.optim.AdamW(weight_decay_groups(model, weight_decay), lr=lr)
     total = epochs * len(train_dl)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(warmup * total), total)
-    return fit(model, train_dl, val_dl, optimizer, epochs, device, loss_fn=loss_fn, scheduler=scheduler,
-               clip_grad_norm=1.0, progress=progress)
+    return fit(
+        model,
+        train_dl,
+        val_dl,
+        optimizer,
+        epochs,
+        device,
+        loss_fn=loss_fn,
+        scheduler=scheduler,
+        clip_grad_norm=1.0,
+        progress=progress,
+    )
 
 
 @torch.no_grad()
-def predict_proba(model, tokenizer, texts: Sequence[str], max_length: int = 64, batch_size: int = 128,
-                  device: torch.device | None = None) -> np.ndarray:
+def predict_proba(
+    model,
+    tokenizer,
+    texts: Sequence[str],
+    max_length: int = 64,
+    batch_size: int = 128,
+    device: torch.device | None = None,
+) -> np.ndarray:
     """Softmax probabilities ``[len(texts), num_labels]`` (texts batched by length, results in input order)."""
     device = device or next(model.parameters()).device
     ids = tokenizer(list(texts), truncation=True, max_length=max_length, return_token_type_ids=False)["input_ids"]
@@ -353,7 +424,7 @@ def predict_proba(model, tokenizer, texts: Sequence[str], max_length: int = 64, 
     model.to(device).eval()
     out = np.zeros((len(ids), model.config.num_labels), dtype=np.float32)
     for start in range(0, len(order), batch_size):
-        idx = order[start:start + batch_size]
+        idx = order[start : start + batch_size]
         batch = tokenizer.pad({"input_ids": [ids[i] for i in idx]}, return_tensors="pt")
         logits = model(**{k: v.to(device) for k, v in batch.items()}).logits
         out[idx] = torch.softmax(logits.float(), dim=-1).cpu().numpy()
@@ -401,25 +472,53 @@ class FoldConfig:
         return f"{self.model}{init}-{self.scheme}-{self.loss}"
 
 
-def _train_predict(cfg: FoldConfig, train: pd.DataFrame, labels: np.ndarray, num_labels: int, predict_on: list,
-                   tokenizer, device, progress: bool):
+def _train_predict(
+    cfg: FoldConfig,
+    train: pd.DataFrame,
+    labels: np.ndarray,
+    num_labels: int,
+    predict_on: list,
+    tokenizer,
+    device,
+    progress: bool,
+):
     """Train one model (one stage) on ``train`` with ``labels``; return probabilities on each of ``predict_on``.
 
     For ``tfidf``, ``train`` and ``predict_on`` are feature matrices."""
     if cfg.model == "tfidf":
-        model = fit_quietly(logreg(cfg.seed, class_weight="balanced" if cfg.loss == "weighted" else None), train, labels)
+        model = fit_quietly(
+            logreg(cfg.seed, class_weight="balanced" if cfg.loss == "weighted" else None), train, labels
+        )
         return [model.predict_proba(x) for x in predict_on], None
     texts = train["text"].tolist()
     arch = {"hidden": cfg.hidden, "layers": cfg.layers, "heads": cfg.heads}
     model, tok = make_classifier(cfg.init, num_labels, tokenizer, arch, cfg.seed, cfg.max_length)
-    history = finetune(model, tok, texts, labels, cfg.epochs, cfg.batch_size, cfg.lr,
-                       loss_fn=make_loss(cfg.loss, labels, num_labels), max_length=cfg.max_length, seed=cfg.seed,
-                       device=device, progress=progress)
-    return [predict_proba(model, tok, frame["text"].tolist(), cfg.max_length, device=device) for frame in predict_on], history
+    history = finetune(
+        model,
+        tok,
+        texts,
+        labels,
+        cfg.epochs,
+        cfg.batch_size,
+        cfg.lr,
+        loss_fn=make_loss(cfg.loss, labels, num_labels),
+        max_length=cfg.max_length,
+        seed=cfg.seed,
+        device=device,
+        progress=progress,
+    )
+    return [
+        predict_proba(model, tok, frame["text"].tolist(), cfg.max_length, device=device) for frame in predict_on
+    ], history
 
 
-def run_fold(cfg: FoldConfig, frame: pd.DataFrame | None = None, tokenizer=None, device: torch.device | None = None,
-             progress: bool = True) -> dict:
+def run_fold(
+    cfg: FoldConfig,
+    frame: pd.DataFrame | None = None,
+    tokenizer=None,
+    device: torch.device | None = None,
+    progress: bool = True,
+) -> dict:
     """Train ``cfg`` on one fold; score it on the fold's validation part and on the held-out test split.
 
     Returns ``{"config", "sizes", "validation": metrics, "test": metrics, "seconds", "val_probs", "test_probs",
@@ -442,30 +541,64 @@ def run_fold(cfg: FoldConfig, frame: pd.DataFrame | None = None, tokenizer=None,
         train, evals = parts["train"], [parts["validation"], parts["test"]]
     histories = {}
     if cfg.scheme == "7way":
-        (val_probs, test_probs), histories["7way"] = _train_predict(cfg, train, y, NUM_CLASSES, evals, tokenizer, device, progress)
+        (val_probs, test_probs), histories["7way"] = _train_predict(
+            cfg, train, y, NUM_CLASSES, evals, tokenizer, device, progress
+        )
         val_pred, test_pred = val_probs.argmax(1), test_probs.argmax(1)
     else:
-        (v1, t1), histories["stage1"] = _train_predict(cfg, train, (y == NEUTRAL_ID).astype(int), 2, evals, tokenizer, device, progress)
+        (v1, t1), histories["stage1"] = _train_predict(
+            cfg, train, (y == NEUTRAL_ID).astype(int), 2, evals, tokenizer, device, progress
+        )
         rest = train[y != NEUTRAL_ID]
-        (v2, t2), histories["stage2"] = _train_predict(cfg, rest, to_rest_ids(y[y != NEUTRAL_ID]), NUM_CLASSES - 1, evals,
-                                                       tokenizer, device, progress)
+        (v2, t2), histories["stage2"] = _train_predict(
+            cfg, rest, to_rest_ids(y[y != NEUTRAL_ID]), NUM_CLASSES - 1, evals, tokenizer, device, progress
+        )
         val_probs, val_pred = combine_two_stage(v1[:, 1], v2)
         test_probs, test_pred = combine_two_stage(t1[:, 1], t2)
     y_val, y_test = parts["validation"]["label_id"].to_numpy(), parts["test"]["label_id"].to_numpy()
     return {
-        "config": dataclasses.asdict(cfg), "name": cfg.name,
+        "config": dataclasses.asdict(cfg),
+        "name": cfg.name,
         "sizes": {k: len(v) for k, v in parts.items()},
-        "validation": fold_metrics(y_val, val_pred), "test": fold_metrics(y_test, test_pred),
+        "validation": fold_metrics(y_val, val_pred),
+        "test": fold_metrics(y_test, test_pred),
         "seconds": round(time.perf_counter() - start, 1),
-        "val_probs": val_probs, "test_probs": test_probs, "val_labels": y_val, "test_labels": y_test,
+        "val_probs": val_probs,
+        "test_probs": test_probs,
+        "val_labels": y_val,
+        "test_labels": y_test,
         "history": {k: v for k, v in histories.items() if v is not None},
     }
 
 
 __all__ = [
-    "NUM_CLASSES", "NEUTRAL_ID", "REST_IDS", "TEST_SIZE", "MLM_DIR", "HUB_MODEL",
-    "holdout_split", "kfold_indices", "fold_frames",
-    "class_weights", "FocalLoss", "make_loss",
-    "combine_two_stage", "to_rest_ids", "fold_metrics", "tfidf_vectorizer", "tfidf_logreg", "logreg", "small_roberta_config", "mlm_texts",
-    "mlm_loss", "mlm_eval_loss", "pretrain_mlm", "quiet_transformers", "make_classifier", "finetune", "predict_proba", "FoldConfig", "run_fold",
+    "NUM_CLASSES",
+    "NEUTRAL_ID",
+    "REST_IDS",
+    "TEST_SIZE",
+    "MLM_DIR",
+    "HUB_MODEL",
+    "holdout_split",
+    "kfold_indices",
+    "fold_frames",
+    "class_weights",
+    "FocalLoss",
+    "make_loss",
+    "combine_two_stage",
+    "to_rest_ids",
+    "fold_metrics",
+    "tfidf_vectorizer",
+    "tfidf_logreg",
+    "logreg",
+    "small_roberta_config",
+    "mlm_texts",
+    "mlm_loss",
+    "mlm_eval_loss",
+    "pretrain_mlm",
+    "quiet_transformers",
+    "make_classifier",
+    "finetune",
+    "predict_proba",
+    "FoldConfig",
+    "run_fold",
 ]

@@ -8,13 +8,14 @@
   and ``model.pt`` (a ``state_dict`` read back with ``torch.load(weights_only=True)``).
 - :class:`TextClassifier` — model + vocabulary + tokeniser: ``predict(texts)`` gives labels and probabilities.
 """
+
 from __future__ import annotations
 
 import io
 import json
 import pickle
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -63,22 +64,40 @@ class LSTMClassifier(nn.Module):
         if pooling not in ("last", "mean", "max"):
             raise ValueError(f"pooling must be 'last', 'mean' or 'max', not {pooling!r}")
         if vocab_size < 1 or num_classes < 2 or num_layers < 1:
-            raise ValueError(f"need vocab_size >= 1, num_classes >= 2 and num_layers >= 1; got "
-                             f"{vocab_size}, {num_classes}, {num_layers}")
+            raise ValueError(
+                f"need vocab_size >= 1, num_classes >= 2 and num_layers >= 1; got "
+                f"{vocab_size}, {num_classes}, {num_layers}"
+            )
         if not 0 <= pad_id < vocab_size:
             raise ValueError(f"pad_id {pad_id} is outside the vocabulary (size {vocab_size})")
         self.config = dict(
-            vocab_size=vocab_size, num_classes=num_classes, embed_dim=embed_dim, hidden_dim=hidden_dim,
-            num_layers=num_layers, bidirectional=bidirectional, dropout=dropout, pad_id=pad_id, packed=packed,
-            cell=cell, pooling=pooling, rnn_dropout=rnn_dropout, embed_dropout=embed_dropout,
+            vocab_size=vocab_size,
+            num_classes=num_classes,
+            embed_dim=embed_dim,
+            hidden_dim=hidden_dim,
+            num_layers=num_layers,
+            bidirectional=bidirectional,
+            dropout=dropout,
+            pad_id=pad_id,
+            packed=packed,
+            cell=cell,
+            pooling=pooling,
+            rnn_dropout=rnn_dropout,
+            embed_dropout=embed_dropout,
         )
         self.packed, self.pooling, self.cell, self.pad_id = packed, pooling, cell, pad_id
         self.bidirectional, self.num_layers = bidirectional, num_layers
         self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=pad_id)
         self.embed_dropout = nn.Dropout(embed_dropout)
         rnn_cls = nn.LSTM if cell == "lstm" else nn.GRU
-        self.rnn = rnn_cls(embed_dim, hidden_dim, num_layers=num_layers, batch_first=True,
-                           bidirectional=bidirectional, dropout=rnn_dropout if num_layers > 1 else 0.0)
+        self.rnn = rnn_cls(
+            embed_dim,
+            hidden_dim,
+            num_layers=num_layers,
+            batch_first=True,
+            bidirectional=bidirectional,
+            dropout=rnn_dropout if num_layers > 1 else 0.0,
+        )
         self.dropout = nn.Dropout(dropout)
         self.out_dim = hidden_dim * (2 if bidirectional else 1)
         self.fc = nn.Linear(self.out_dim, num_classes)
@@ -91,18 +110,26 @@ class LSTMClassifier(nn.Module):
             lengths = (ids != self.pad_id).sum(dim=1).clamp(min=1)
         lengths_cpu = lengths.detach().to("cpu", torch.long)
         if int(lengths_cpu.min()) < 1 or int(lengths_cpu.max()) > ids.shape[1]:
-            raise ValueError(f"lengths must lie in 1..{ids.shape[1]}, got {lengths_cpu.min().item()}..{lengths_cpu.max().item()}")
+            raise ValueError(
+                f"lengths must lie in 1..{ids.shape[1]}, got {lengths_cpu.min().item()}..{lengths_cpu.max().item()}"
+            )
         x = self.embed_dropout(self.embedding(ids))
         if self.packed:
             packed_out, state = self.rnn(pack_padded_sequence(x, lengths_cpu, batch_first=True, enforce_sorted=False))
-            out = None if self.pooling == "last" else pad_packed_sequence(packed_out, batch_first=True, total_length=ids.shape[1])[0]
+            out = (
+                None
+                if self.pooling == "last"
+                else pad_packed_sequence(packed_out, batch_first=True, total_length=ids.shape[1])[0]
+            )
         else:
             out, state = self.rnn(x)
         if self.pooling == "last":
             h_n = state[0] if self.cell == "lstm" else state  # [layers * directions, B, H]
             features = torch.cat([h_n[-2], h_n[-1]], dim=1) if self.bidirectional else h_n[-1]
         else:
-            mask = (torch.arange(ids.shape[1], device=ids.device)[None, :] < lengths.to(ids.device)[:, None]).unsqueeze(-1)
+            mask = (torch.arange(ids.shape[1], device=ids.device)[None, :] < lengths.to(ids.device)[:, None]).unsqueeze(
+                -1
+            )
             if self.pooling == "mean":
                 features = (out * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1)
             else:
@@ -116,9 +143,16 @@ class LSTMClassifier(nn.Module):
 class TextClassifier:
     """A trained model with its vocabulary and tokeniser: raw texts in, labels and probabilities out."""
 
-    def __init__(self, model: nn.Module, vocab: Vocab, tokenizer: str | Callable[[str], list[str]],
-                 label_names: Sequence[str], max_len: int | None = 256, device: str | torch.device = "cpu",
-                 config: dict | None = None):
+    def __init__(
+        self,
+        model: nn.Module,
+        vocab: Vocab,
+        tokenizer: str | Callable[[str], list[str]],
+        label_names: Sequence[str],
+        max_len: int | None = 256,
+        device: str | torch.device = "cpu",
+        config: dict | None = None,
+    ):
         self.model, self.vocab, self.label_names = model, vocab, list(label_names)
         self.tokenizer_name = tokenizer if isinstance(tokenizer, str) else getattr(tokenizer, "__name__", "custom")
         self.tokenize = get_tokenizer(tokenizer) if isinstance(tokenizer, str) else tokenizer
@@ -151,7 +185,7 @@ class TextClassifier:
         self.model.to(self.device).eval()
         probs = []
         for start in range(0, len(ids), batch_size):
-            padded, lengths = pad_batch(ids[start:start + batch_size], self.vocab.pad_id)
+            padded, lengths = pad_batch(ids[start : start + batch_size], self.vocab.pad_id)
             logits = self.model(padded.to(self.device), lengths.to(self.device))
             probs.append(torch.softmax(logits.float(), dim=-1).cpu())
         return torch.cat(probs).numpy()
@@ -160,8 +194,10 @@ class TextClassifier:
         """``[{"label": name, "probs": {name: p, ...}}, ...]``, one dict per text (a str gives a list of one)."""
         probs = self.predict_proba(texts, batch_size)
         return [
-            {"label": self.label_names[int(row.argmax())],
-             "probs": {name: float(p) for name, p in zip(self.label_names, row)}}
+            {
+                "label": self.label_names[int(row.argmax())],
+                "probs": {name: float(p) for name, p in zip(self.label_names, row)},
+            }
             for row in probs
         ]
 
@@ -188,7 +224,11 @@ def _is_registered(name: object) -> bool:
 
 
 def save_text_classifier(
-    folder: str | Path, model: LSTMClassifier, vocab: Vocab, config: dict | None, label_names: Sequence[str],
+    folder: str | Path,
+    model: LSTMClassifier,
+    vocab: Vocab,
+    config: dict | None,
+    label_names: Sequence[str],
     tokenizer: str,
 ) -> Path:
     """Write ``config.json``, ``vocab.json`` and ``model.pt`` into ``folder`` (each file atomically).
@@ -201,13 +241,17 @@ def save_text_classifier(
     if not isinstance(model, LSTMClassifier):
         raise TypeError(f"save_text_classifier saves an LSTMClassifier, got {type(model).__name__}")
     if not _is_registered(tokenizer):
-        raise ValueError(f"tokenizer must be the name of a registered tokeniser ({sorted(TOKENIZERS)}), got {tokenizer!r}")
+        raise ValueError(
+            f"tokenizer must be the name of a registered tokeniser ({sorted(TOKENIZERS)}), got {tokenizer!r}"
+        )
     config = dict(config or {})
     clashes = {k: (v, model.config[k]) for k, v in config.items() if k in model.config and model.config[k] != v}
     if clashes:
         raise ValueError(f"config disagrees with the model's architecture (given, actual): {clashes}")
     if len(vocab) != model.config["vocab_size"]:
-        raise ValueError(f"the vocabulary has {len(vocab)} tokens but the model's embedding has {model.config['vocab_size']}")
+        raise ValueError(
+            f"the vocabulary has {len(vocab)} tokens but the model's embedding has {model.config['vocab_size']}"
+        )
     if len(label_names) != model.config["num_classes"]:
         raise ValueError(f"{len(label_names)} label names for a model with {model.config['num_classes']} classes")
     folder = Path(folder)
@@ -218,11 +262,18 @@ def save_text_classifier(
     vocab.save(folder / "vocab.json")
     extra = {k: v for k, v in config.items() if k not in model.config}
     payload = {
-        "task": TASK, "format_version": FORMAT_VERSION, "architecture": "LSTMClassifier",
-        "model": model.config, "label_names": list(label_names), "tokenizer": tokenizer,
-        "max_len": extra.pop("max_len", None), "extra": extra,
+        "task": TASK,
+        "format_version": FORMAT_VERSION,
+        "architecture": "LSTMClassifier",
+        "model": model.config,
+        "label_names": list(label_names),
+        "tokenizer": tokenizer,
+        "max_len": extra.pop("max_len", None),
+        "extra": extra,
     }
-    atomic_write_bytes(folder / "config.json", (json.dumps(payload, indent=2, ensure_ascii=False, default=str) + "\n").encode("utf-8"))
+    atomic_write_bytes(
+        folder / "config.json", (json.dumps(payload, indent=2, ensure_ascii=False, default=str) + "\n").encode("utf-8")
+    )
     return folder
 
 
@@ -231,24 +282,37 @@ def load_text_classifier(folder: str | Path, device: str | torch.device = "cpu")
     folder = Path(folder)
     config = read_model_config(folder, TASK, what="saved text classifier")
     if config.get("format_version", 0) > FORMAT_VERSION:
-        raise ValueError(f"{folder} was saved with format version {config['format_version']}; this code reads up to {FORMAT_VERSION}")
+        raise ValueError(
+            f"{folder} was saved with format version {config['format_version']}; this code reads up to {FORMAT_VERSION}"
+        )
     for name in ("model.pt", "vocab.json"):
         if not (folder / name).is_file():
             raise FileNotFoundError(f"{folder} lacks {name}; the save is incomplete")
     if not _is_registered(config.get("tokenizer")):
-        raise KeyError(f"the model was trained with tokeniser {config.get('tokenizer')!r}, which is not registered here; "
-                       "call helpers.text.pipeline.register_tokenizer(name, fn) before loading")
+        raise KeyError(
+            f"the model was trained with tokeniser {config.get('tokenizer')!r}, which is not registered here; "
+            "call helpers.text.pipeline.register_tokenizer(name, fn) before loading"
+        )
     vocab = Vocab.load(folder / "vocab.json")
     model = LSTMClassifier(**config["model"])
     try:  # weights_only: a model.pt holding anything but tensors (which could run code) is refused
         state = torch.load(folder / "model.pt", map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as exc:
-        raise ValueError(f"{folder / 'model.pt'} cannot be read as plain weights ({type(exc).__name__}: "
-                         f"{str(exc).splitlines()[0] if str(exc) else ''}); it is damaged or not a course checkpoint") from None
+        raise ValueError(
+            f"{folder / 'model.pt'} cannot be read as plain weights ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else ''}); it is damaged or not a course checkpoint"
+        ) from None
     model.load_state_dict(state)
     model.eval()
-    return TextClassifier(model.to(device), vocab, config["tokenizer"], config["label_names"],
-                          max_len=config.get("max_len"), device=device, config=config.get("extra", {}))
+    return TextClassifier(
+        model.to(device),
+        vocab,
+        config["tokenizer"],
+        config["label_names"],
+        max_len=config.get("max_len"),
+        device=device,
+        config=config.get("extra", {}),
+    )
 
 
 __all__ = ["LSTMClassifier", "TextClassifier", "save_text_classifier", "load_text_classifier", "TASK"]

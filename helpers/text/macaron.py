@@ -7,10 +7,12 @@
 - :class:`AttentionPooling`, :class:`ConvAttentionHead` — Conv1d ×3 → max-pool → attention pooling → linear,
   with padding masked at every step, so padded positions never change the output.
 - :class:`MacaronClassifier` — encoder + head, called as ``model(ids, lengths)`` like
-  :class:`helpers.text.lstm.LSTMClassifier`, so :func:`helpers.text.pipeline.make_loader` and :func:`helpers.core.training.fit` drive it.
+  :class:`helpers.text.lstm.LSTMClassifier`, so :func:`helpers.text.pipeline.make_loader` and
+  :func:`helpers.core.training.fit` drive it.
 - :func:`save_macaron` / :func:`load_macaron` — one folder with ``model.pt`` (a ``state_dict``, read back with
   ``weights_only=True``) and ``config.json``, written atomically.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -47,7 +49,8 @@ class MacaronConfig:
     attention → FFN), ``max_len`` (longest input, in tokens; sets the position embeddings).
     Head: three ``Conv1d`` of ``conv_channels`` channels and odd ``kernel_size``, max-pooling over windows of
     ``pool_size`` positions, attention pooling with a hidden size of ``attn_dim``, a linear layer to
-    ``num_classes``. ``dropout`` is used in the encoder (attention, feed-forward, embeddings) and before the linear layer.
+    ``num_classes``. ``dropout`` is used in the encoder (attention, feed-forward, embeddings) and before the linear
+    layer.
     """
 
     vocab_size: int
@@ -66,29 +69,56 @@ class MacaronConfig:
     dropout: float = 0.1
 
     def __post_init__(self):
-        ints = ("vocab_size", "num_classes", "pad_id", "max_len", "dim", "depth", "heads", "conv_channels",
-                "kernel_size", "pool_size", "attn_dim")
+        ints = (
+            "vocab_size",
+            "num_classes",
+            "pad_id",
+            "max_len",
+            "dim",
+            "depth",
+            "heads",
+            "conv_channels",
+            "kernel_size",
+            "pool_size",
+            "attn_dim",
+        )
         for name in ints:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):
                 raise MacaronConfigError(f"{name} must be an int, got {value!r} ({type(value).__name__})")
-        minimum = {"vocab_size": 2, "num_classes": 2, "max_len": 1, "dim": 2, "depth": 1, "heads": 1,
-                   "conv_channels": 1, "kernel_size": 1, "pool_size": 1, "attn_dim": 1}
+        minimum = {
+            "vocab_size": 2,
+            "num_classes": 2,
+            "max_len": 1,
+            "dim": 2,
+            "depth": 1,
+            "heads": 1,
+            "conv_channels": 1,
+            "kernel_size": 1,
+            "pool_size": 1,
+            "attn_dim": 1,
+        }
         for name, low in minimum.items():
             if getattr(self, name) < low:
                 raise MacaronConfigError(f"{name} must be at least {low}, got {getattr(self, name)}")
         if not 0 <= self.pad_id < self.vocab_size:
             raise MacaronConfigError(f"pad_id {self.pad_id} is outside the vocabulary 0..{self.vocab_size - 1}")
         if self.dim % self.heads:
-            raise MacaronConfigError(f"dim={self.dim} must be divisible by heads={self.heads} (each head gets dim / heads)")
+            raise MacaronConfigError(
+                f"dim={self.dim} must be divisible by heads={self.heads} (each head gets dim / heads)"
+            )
         if self.kernel_size % 2 == 0:
-            raise MacaronConfigError(f"kernel_size must be odd (the same padding on both sides), got {self.kernel_size}")
+            raise MacaronConfigError(
+                f"kernel_size must be odd (the same padding on both sides), got {self.kernel_size}"
+            )
         if not isinstance(self.macaron, bool):
             raise MacaronConfigError(f"macaron must be True or False, got {self.macaron!r}")
         if isinstance(self.ff_mult, bool) or not isinstance(self.ff_mult, (int, float)) or not self.ff_mult > 0:
             raise MacaronConfigError(f"ff_mult must be a number > 0, got {self.ff_mult!r}")
         if int(self.dim * self.ff_mult) < 1:
-            raise MacaronConfigError(f"dim * ff_mult = {self.dim * self.ff_mult} leaves the feed-forward network no hidden units")
+            raise MacaronConfigError(
+                f"dim * ff_mult = {self.dim * self.ff_mult} leaves the feed-forward network no hidden units"
+            )
         if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) or not 0 <= self.dropout < 1:
             raise MacaronConfigError(f"dropout must be a number in [0, 1), got {self.dropout!r}")
 
@@ -121,10 +151,22 @@ def build_encoder(config: MacaronConfig) -> nn.Module:
     """
     from x_transformers import Encoder, TransformerWrapper
 
-    layers = Encoder(dim=config.dim, depth=config.depth, heads=config.heads, macaron=config.macaron,
-                     ff_mult=config.ff_mult, attn_dropout=config.dropout, ff_dropout=config.dropout)
-    return TransformerWrapper(num_tokens=config.vocab_size, max_seq_len=config.max_len, attn_layers=layers,
-                              emb_dropout=config.dropout, return_only_embed=True)
+    layers = Encoder(
+        dim=config.dim,
+        depth=config.depth,
+        heads=config.heads,
+        macaron=config.macaron,
+        ff_mult=config.ff_mult,
+        attn_dropout=config.dropout,
+        ff_dropout=config.dropout,
+    )
+    return TransformerWrapper(
+        num_tokens=config.vocab_size,
+        max_seq_len=config.max_len,
+        attn_layers=layers,
+        emb_dropout=config.dropout,
+        return_only_embed=True,
+    )
 
 
 def layer_order(encoder: nn.Module) -> list[str]:
@@ -184,11 +226,22 @@ class ConvAttentionHead(nn.Module):
     positions is. ``forward(h [B, T, D], mask [B, T])`` returns logits ``[B, num_classes]``.
     """
 
-    def __init__(self, in_dim: int, num_classes: int, channels: int = 128, kernel_size: int = 3, pool_size: int = 2,
-                 attn_dim: int = 64, dropout: float = 0.1, n_convs: int = 3):
+    def __init__(
+        self,
+        in_dim: int,
+        num_classes: int,
+        channels: int = 128,
+        kernel_size: int = 3,
+        pool_size: int = 2,
+        attn_dim: int = 64,
+        dropout: float = 0.1,
+        n_convs: int = 3,
+    ):
         super().__init__()
         dims = [in_dim] + [channels] * n_convs
-        self.convs = nn.ModuleList(nn.Conv1d(a, b, kernel_size, padding=kernel_size // 2) for a, b in zip(dims, dims[1:]))
+        self.convs = nn.ModuleList(
+            nn.Conv1d(a, b, kernel_size, padding=kernel_size // 2) for a, b in zip(dims, dims[1:])
+        )
         self.pool_size = pool_size
         self.pool = AttentionPooling(channels, attn_dim)
         self.dropout = nn.Dropout(dropout)
@@ -229,15 +282,24 @@ class MacaronClassifier(nn.Module):
             raise MacaronConfigError(f"config must be a MacaronConfig, got {type(config).__name__}")
         self.config = config
         self.encoder = build_encoder(config)
-        self.head = ConvAttentionHead(config.dim, config.num_classes, config.conv_channels, config.kernel_size,
-                                      config.pool_size, config.attn_dim, config.dropout)
+        self.head = ConvAttentionHead(
+            config.dim,
+            config.num_classes,
+            config.conv_channels,
+            config.kernel_size,
+            config.pool_size,
+            config.attn_dim,
+            config.dropout,
+        )
 
     def _mask(self, ids: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
         if ids.dim() != 2:
             raise ValueError(f"ids must be [batch, time], got shape {tuple(ids.shape)}")
         if ids.shape[1] > self.config.max_len:
-            raise ValueError(f"the batch has {ids.shape[1]} positions but the model takes at most max_len="
-                             f"{self.config.max_len}; cut the sequences (tokenizer truncation / make_loader max_len)")
+            raise ValueError(
+                f"the batch has {ids.shape[1]} positions but the model takes at most max_len="
+                f"{self.config.max_len}; cut the sequences (tokenizer truncation / make_loader max_len)"
+            )
         if lengths is None:
             lengths = (ids != self.config.pad_id).sum(dim=1).clamp(min=1)
         lengths = lengths.to(ids.device)
@@ -250,7 +312,9 @@ class MacaronClassifier(nn.Module):
         return self.head(self.encoder(ids, mask=mask), mask)
 
     @torch.no_grad()
-    def attention_weights(self, ids: torch.Tensor, lengths: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def attention_weights(
+        self, ids: torch.Tensor, lengths: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(weights [B, T'], pooled mask [B, T'])`` of the attention pooling: how much each max-pooled window
         (``pool_size`` tokens) counts in the sentence vector."""
         mask = self._mask(ids, lengths)
@@ -267,7 +331,12 @@ def save_macaron(model: MacaronClassifier, folder: str | Path, extra: dict | Non
     a reader never sees half of it."""
     if not isinstance(model, MacaronClassifier):
         raise TypeError(f"save_macaron saves a MacaronClassifier, got {type(model).__name__}")
-    payload = {"task": TASK, "format_version": FORMAT_VERSION, "model": model.config.to_dict(), "extra": dict(extra or {})}
+    payload = {
+        "task": TASK,
+        "format_version": FORMAT_VERSION,
+        "model": model.config.to_dict(),
+        "extra": dict(extra or {}),
+    }
     text = json.dumps(payload, indent=2, ensure_ascii=False) + "\n"  # fails here, before anything is written
     buffer = io.BytesIO()
     torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, buffer)
@@ -281,22 +350,36 @@ def load_macaron(folder: str | Path, device: str | torch.device = "cpu") -> tupl
     """Rebuild a model saved by :func:`save_macaron`: ``(model in eval mode, extra)``."""
     folder = Path(folder)
     if not (folder / "config.json").is_file() or not (folder / "model.pt").is_file():
-        raise FileNotFoundError(f"{folder} is not a saved Macaron model: it needs config.json and model.pt "
-                                "(written by helpers.text.macaron.save_macaron)")
+        raise FileNotFoundError(
+            f"{folder} is not a saved Macaron model: it needs config.json and model.pt "
+            "(written by helpers.text.macaron.save_macaron)"
+        )
     try:
         payload = read_model_config(folder, TASK, what="saved Macaron model")
     except ValueError as exc:  # not JSON, not an object, another task
         raise MacaronConfigError(str(exc)) from None
     if payload.get("format_version", 0) > FORMAT_VERSION:
-        raise MacaronConfigError(f"{folder} was saved in format {payload['format_version']}; this code reads up to {FORMAT_VERSION}")
+        raise MacaronConfigError(
+            f"{folder} was saved in format {payload['format_version']}; this code reads up to {FORMAT_VERSION}"
+        )
     model = MacaronClassifier(MacaronConfig.from_dict(payload.get("model")))
     model.load_state_dict(torch.load(folder / "model.pt", map_location="cpu", weights_only=True))
     return model.to(device).eval(), payload.get("extra", {})
 
 
 __all__ = [
-    "MacaronConfigError", "MacaronConfig", "build_encoder", "layer_order", "lengths_to_mask", "AttentionPooling",
-    "ConvAttentionHead", "MacaronClassifier", "count_parameters", "save_macaron", "load_macaron", "TASK",
+    "MacaronConfigError",
+    "MacaronConfig",
+    "build_encoder",
+    "layer_order",
+    "lengths_to_mask",
+    "AttentionPooling",
+    "ConvAttentionHead",
+    "MacaronClassifier",
+    "count_parameters",
+    "save_macaron",
+    "load_macaron",
+    "TASK",
 ]
 
 
@@ -320,12 +403,16 @@ def _scorer(folder: Path, config: dict, **_) -> Scorer:
         candidates.append(confined_path(rel, [folder, REPO_ROOT / "models"], f"{folder}/config.json extra.tokenizer"))
     tokenizer_dir = next((c for c in candidates if (c / "tokenizer.json").is_file()), None)
     if tokenizer_dir is None:
-        raise ScorerError(f"{folder}: its tokenizer is missing (looked in {', '.join(str(c) for c in candidates)}); "
-                          "run notebook 04 (or 07) to write it, or copy it into the model folder as tokenizer/")
+        raise ScorerError(
+            f"{folder}: its tokenizer is missing (looked in {', '.join(str(c) for c in candidates)}); "
+            "run notebook 04 (or 07) to write it, or copy it into the model folder as tokenizer/"
+        )
     tokenizer = load_pretrained(AutoTokenizer, tokenizer_dir, local_files_only=True)
     labels = [str(x) for x in extra.get("labels") or range(model.config.num_classes)]
     if len(labels) != model.config.num_classes:
-        raise ScorerError(f"{folder}/config.json lists {len(labels)} labels for a {model.config.num_classes}-class model")
+        raise ScorerError(
+            f"{folder}/config.json lists {len(labels)} labels for a {model.config.num_classes}-class model"
+        )
     max_len = extra.get("max_len", 64)
 
     def predict_proba(texts: list[str]) -> np.ndarray:

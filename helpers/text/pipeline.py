@@ -10,14 +10,15 @@ current torch), so the course keeps the few pieces it needs here, small enough t
 - :data:`TOKENIZERS` / :func:`register_tokenizer` / :func:`get_tokenizer` — tokenisers by name, so that a saved
   model can name the one it was trained with.
 """
+
 from __future__ import annotations
 
 import json
 import math
 import re
 from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -104,8 +105,13 @@ class Vocab:
 
     FORMAT = "helpers.text.Vocab"  # a file-format tag (the module moved; saved files keep the tag)
 
-    def __init__(self, itos: Sequence[str], pad_token: str = "<pad>", unk_token: str = "<unk>",
-                 specials: Sequence[str] | None = None):
+    def __init__(
+        self,
+        itos: Sequence[str],
+        pad_token: str = "<pad>",
+        unk_token: str = "<unk>",
+        specials: Sequence[str] | None = None,
+    ):
         itos = list(itos)
         if len(set(itos)) != len(itos):
             dupes = sorted(t for t, c in Counter(itos).items() if c > 1)[:5]
@@ -173,8 +179,11 @@ class Vocab:
         return token in self._stoi
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Vocab) and self._itos == other._itos and \
-            (self.pad_token, self.unk_token) == (other.pad_token, other.unk_token)
+        return (
+            isinstance(other, Vocab)
+            and self._itos == other._itos
+            and (self.pad_token, self.unk_token) == (other.pad_token, other.unk_token)
+        )
 
     def __repr__(self) -> str:
         return f"Vocab({len(self)} tokens, pad_id={self.pad_id}, unk_id={self.unk_id})"
@@ -219,8 +228,14 @@ class Vocab:
 
     # persistence
     def to_dict(self) -> dict:
-        return {"format": self.FORMAT, "version": 1, "pad_token": self.pad_token, "unk_token": self.unk_token,
-                "specials": list(self.specials), "itos": self._itos}
+        return {
+            "format": self.FORMAT,
+            "version": 1,
+            "pad_token": self.pad_token,
+            "unk_token": self.unk_token,
+            "specials": list(self.specials),
+            "itos": self._itos,
+        }
 
     @classmethod
     def from_dict(cls, data: dict) -> "Vocab":
@@ -264,7 +279,9 @@ def encode_texts(
     out = []
     for i, text in enumerate(texts):
         if not isinstance(text, str):
-            raise TypeError(f"text at row {i} is {type(text).__name__} ({text!r}), not str; drop or fill missing texts first")
+            raise TypeError(
+                f"text at row {i} is {type(text).__name__} ({text!r}), not str; drop or fill missing texts first"
+            )
         ids = vocab.encode(tokenize(text))[:max_len]
         out.append(ids or [vocab.unk_id])
     return out
@@ -297,8 +314,15 @@ class BucketBatchSampler(Sampler[list[int]]):
     batches are simply the indices sorted by length.
     """
 
-    def __init__(self, lengths: Sequence[int], batch_size: int, shuffle: bool = True, seed: int = 0,
-                 bucket_size_multiplier: int = 50, drop_last: bool = False):
+    def __init__(
+        self,
+        lengths: Sequence[int],
+        batch_size: int,
+        shuffle: bool = True,
+        seed: int = 0,
+        bucket_size_multiplier: int = 50,
+        drop_last: bool = False,
+    ):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if bucket_size_multiplier < 1:
@@ -323,9 +347,13 @@ class BucketBatchSampler(Sampler[list[int]]):
             rng = np.random.default_rng([self.seed, epoch])
             order = rng.permutation(len(self.lengths))
             size = self.batch_size * self.bucket_size_multiplier
-            chunks = [chunk[np.argsort(self.lengths[chunk], kind="stable")] for chunk in
-                      (order[i:i + size] for i in range(0, len(order), size))]
-        batches = [chunk[i:i + self.batch_size].tolist() for chunk in chunks for i in range(0, len(chunk), self.batch_size)]
+            chunks = [
+                chunk[np.argsort(self.lengths[chunk], kind="stable")]
+                for chunk in (order[i : i + size] for i in range(0, len(order), size))
+            ]
+        batches = [
+            chunk[i : i + self.batch_size].tolist() for chunk in chunks for i in range(0, len(chunk), self.batch_size)
+        ]
         if self.drop_last:
             batches = [b for b in batches if len(b) == self.batch_size]
         if self.shuffle:
@@ -368,8 +396,8 @@ def make_loader(
 ) -> DataLoader:
     """A DataLoader yielding ``(ids LongTensor[B, T], lengths LongTensor[B], labels LongTensor[B])``.
 
-    ``model(ids, lengths)`` then fits :func:`helpers.core.training.fit`. With ``shuffle=True`` and ``bucket=True`` batches
-    hold similar lengths (:class:`BucketBatchSampler`); with ``bucket=False`` they are drawn at random, like a
+    ``model(ids, lengths)`` then fits :func:`helpers.core.training.fit`. With ``shuffle=True`` and ``bucket=True``
+    batches hold similar lengths (:class:`BucketBatchSampler`); with ``bucket=False`` they are drawn at random, like a
     plain shuffled DataLoader. With ``shuffle=False`` the rows keep their order (``bucket`` is ignored), so
     predictions line up with the texts. Shuffling is seeded by ``seed``: the same seed gives the same batches.
     """
@@ -390,6 +418,14 @@ def make_loader(
 
 
 __all__ = [
-    "basic_english", "whitespace", "TOKENIZERS", "register_tokenizer", "get_tokenizer", "Vocab",
-    "encode_texts", "pad_batch", "BucketBatchSampler", "make_loader",
+    "basic_english",
+    "whitespace",
+    "TOKENIZERS",
+    "register_tokenizer",
+    "get_tokenizer",
+    "Vocab",
+    "encode_texts",
+    "pad_batch",
+    "BucketBatchSampler",
+    "make_loader",
 ]

@@ -7,6 +7,7 @@ the backpropagation-through-time study: how large is ``d loss / d h_t`` for ever
 Conventions: inputs are batch-first, ``x`` of shape ``(batch, time, features)``; weights use PyTorch's
 names, shapes and gate order, so that copying them from a torch module is a plain ``copy_``.
 """
+
 from __future__ import annotations
 
 import math
@@ -46,7 +47,9 @@ def _copy_from_torch(cell: nn.Module, module: nn.Module, layer: int, reverse: bo
                 target.requires_grad_(False)
             else:
                 if source.shape != target.shape:
-                    raise ValueError(f"{name}{suffix}: torch has shape {tuple(source.shape)}, the cell {tuple(target.shape)}")
+                    raise ValueError(
+                        f"{name}{suffix}: torch has shape {tuple(source.shape)}, the cell {tuple(target.shape)}"
+                    )
                 target.copy_(source)
     return cell
 
@@ -67,7 +70,7 @@ class ScratchRNNCell(nn.Module):
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
         self.input_size, self.hidden_size, self.nonlinearity = input_size, hidden_size, nonlinearity
-        self.weight_ih = nn.Parameter(torch.empty(hidden_size, input_size))   # W_ih: input -> hidden
+        self.weight_ih = nn.Parameter(torch.empty(hidden_size, input_size))  # W_ih: input -> hidden
         self.weight_hh = nn.Parameter(torch.empty(hidden_size, hidden_size))  # W_hh: hidden -> hidden
         self.bias_ih = nn.Parameter(torch.empty(hidden_size))
         self.bias_hh = nn.Parameter(torch.empty(hidden_size))
@@ -98,9 +101,9 @@ class ScratchRNNCell(nn.Module):
 class ScratchLSTMCell(nn.Module):
     """One step of an LSTM, gates in PyTorch's order (input i, forget f, candidate g, output o).
 
-        i = σ(W_ii x + b_ii + W_hi h + b_hi)      f = σ(W_if x + b_if + W_hf h + b_hf)
-        g = tanh(W_ig x + b_ig + W_hg h + b_hg)   o = σ(W_io x + b_io + W_ho h + b_ho)
-        c_t = f * c_{t-1} + i * g                 h_t = o * tanh(c_t)
+    i = σ(W_ii x + b_ii + W_hi h + b_hi)      f = σ(W_if x + b_if + W_hf h + b_hf)
+    g = tanh(W_ig x + b_ig + W_hg h + b_hg)   o = σ(W_io x + b_io + W_ho h + b_ho)
+    c_t = f * c_{t-1} + i * g                 h_t = o * tanh(c_t)
     """
 
     def __init__(self, input_size: int, hidden_size: int):
@@ -123,8 +126,8 @@ class ScratchLSTMCell(nn.Module):
         gates = x_t @ self.weight_ih.T + self.bias_ih + h_prev @ self.weight_hh.T + self.bias_hh
         i, f, g, o = gates.chunk(4, dim=1)  # each (batch, hidden)
         i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
-        c_t = f * c_prev + i * g            # forget part of the old memory, write part of the new candidate
-        h_t = o * torch.tanh(c_t)           # show a gated view of the memory
+        c_t = f * c_prev + i * g  # forget part of the old memory, write part of the new candidate
+        h_t = o * torch.tanh(c_t)  # show a gated view of the memory
         return h_t, c_t
 
     @staticmethod
@@ -143,15 +146,15 @@ class ScratchLSTMCell(nn.Module):
 class ScratchGRUCell(nn.Module):
     """One step of a GRU, gates in PyTorch's order (reset r, update z, candidate n).
 
-        r = σ(W_ir x + b_ir + W_hr h + b_hr)      z = σ(W_iz x + b_iz + W_hz h + b_hz)
-        n = tanh(W_in x + b_in + r * (W_hn h + b_hn))
-        h_t = (1 - z) * n + z * h_{t-1}
+    r = σ(W_ir x + b_ir + W_hr h + b_hr)      z = σ(W_iz x + b_iz + W_hz h + b_hz)
+    n = tanh(W_in x + b_in + r * (W_hn h + b_hn))
+    h_t = (1 - z) * n + z * h_{t-1}
     """
 
     def __init__(self, input_size: int, hidden_size: int):
         super().__init__()
         self.input_size, self.hidden_size = input_size, hidden_size
-        self.weight_ih = nn.Parameter(torch.empty(3 * hidden_size, input_size))   # rows: r, z, n
+        self.weight_ih = nn.Parameter(torch.empty(3 * hidden_size, input_size))  # rows: r, z, n
         self.weight_hh = nn.Parameter(torch.empty(3 * hidden_size, hidden_size))
         self.bias_ih = nn.Parameter(torch.empty(3 * hidden_size))
         self.bias_hh = nn.Parameter(torch.empty(3 * hidden_size))
@@ -163,9 +166,9 @@ class ScratchGRUCell(nn.Module):
     def forward(self, x_t: torch.Tensor, h_prev: torch.Tensor) -> torch.Tensor:
         x_r, x_z, x_n = (x_t @ self.weight_ih.T + self.bias_ih).chunk(3, dim=1)
         h_r, h_z, h_n = (h_prev @ self.weight_hh.T + self.bias_hh).chunk(3, dim=1)
-        r = torch.sigmoid(x_r + h_r)        # how much of the past the candidate may look at
-        z = torch.sigmoid(x_z + h_z)        # how much of the old state to keep
-        n = torch.tanh(x_n + r * h_n)       # candidate state (the reset gate acts on W_hn h + b_hn)
+        r = torch.sigmoid(x_r + h_r)  # how much of the past the candidate may look at
+        z = torch.sigmoid(x_z + h_z)  # how much of the old state to keep
+        n = torch.tanh(x_n + r * h_n)  # candidate state (the reset gate acts on W_hn h + b_hn)
         return (1 - z) * n + z * h_prev
 
     @staticmethod
@@ -182,8 +185,11 @@ class ScratchGRUCell(nn.Module):
 
 def from_torch(module: nn.Module, layer: int = 0, reverse: bool = False) -> nn.Module:
     """The scratch cell matching ``module`` (nn.RNN/LSTM/GRU or their *Cell), with its weights copied."""
-    for torch_types, cls in (((nn.LSTM, nn.LSTMCell), ScratchLSTMCell), ((nn.GRU, nn.GRUCell), ScratchGRUCell),
-                             ((nn.RNN, nn.RNNCell), ScratchRNNCell)):
+    for torch_types, cls in (
+        ((nn.LSTM, nn.LSTMCell), ScratchLSTMCell),
+        ((nn.GRU, nn.GRUCell), ScratchGRUCell),
+        ((nn.RNN, nn.RNNCell), ScratchRNNCell),
+    ):
         if isinstance(module, torch_types):
             return cls.from_torch(module, layer=layer, reverse=reverse)
     raise TypeError(f"no scratch cell for {type(module).__name__}")
@@ -202,7 +208,7 @@ def scratch_rnn(cell: nn.Module, x: torch.Tensor, state=None, keep_states: bool 
         state = cell.init_state(x.shape[0], device=x.device, dtype=x.dtype)
     outputs, states = [], []
     for t in range(x.shape[1]):
-        state = cell(x[:, t], state)              # h_t = f(x_t, h_{t-1})
+        state = cell(x[:, t], state)  # h_t = f(x_t, h_{t-1})
         outputs.append(cell.output(state))
         states.append(state)
     result = torch.stack(outputs, dim=1), state
@@ -213,9 +219,9 @@ def hidden_grad_norms(cell: nn.Module, x: torch.Tensor, loss_fn=None) -> np.ndar
     """``||d loss / d h_t||`` for every step t = 1 … T, when the loss looks only at the last output h_T.
 
     ``cell`` is a scratch cell, or a torch ``nn.RNN``/``nn.LSTM``/``nn.GRU`` (its first layer is copied
-    with :func:`from_torch` and cast to ``x``'s dtype). The default loss is ``h_T.sum()``, so ``d loss / d h_T`` is all ones and every
-    earlier value says how much of that signal survives the way back through time. Use float64 inputs for long
-    sequences: in float32 the smallest norms underflow to 0. For an LSTM the gradient
+    with :func:`from_torch` and cast to ``x``'s dtype). The default loss is ``h_T.sum()``, so ``d loss / d h_T`` is
+    all ones and every earlier value says how much of that signal survives the way back through time. Use float64
+    inputs for long sequences: in float32 the smallest norms underflow to 0. For an LSTM the gradient
     with respect to h_t includes the paths through the later cell states c_{t+1}, c_{t+2} …
     """
     if not hasattr(cell, "init_state"):
@@ -224,7 +230,7 @@ def hidden_grad_norms(cell: nn.Module, x: torch.Tensor, loss_fn=None) -> np.ndar
     outputs, _, states = scratch_rnn(cell, x, keep_states=True)
     hiddens = [cell.output(s) for s in states]
     for h in hiddens:
-        h.retain_grad()                          # keep the gradient of this intermediate tensor
+        h.retain_grad()  # keep the gradient of this intermediate tensor
     loss = loss_fn(outputs[:, -1])
     loss.backward()
     return np.array([float(h.grad.norm()) if h.grad is not None else 0.0 for h in hiddens])

@@ -3,10 +3,11 @@
 Notebook 04 teaches these; notebooks 06 and 07 reuse the trained Korean tokenizer through
 :func:`korean_subword_tokenizer`, which loads it from ``models/tokenizers/`` or trains it again.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -72,16 +73,24 @@ def train_subword_tokenizer(
     specials = list(SPECIAL_TOKENS)
     if kind == "bpe":
         model = models.BPE(unk_token="[UNK]")
-        trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=specials, show_progress=show_progress)
+        trainer = trainers.BpeTrainer(
+            vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=specials, show_progress=show_progress
+        )
     elif kind == "wordpiece":
         model = models.WordPiece(unk_token="[UNK]")
-        trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=specials, show_progress=show_progress)
+        trainer = trainers.WordPieceTrainer(
+            vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=specials, show_progress=show_progress
+        )
     else:
         model = models.Unigram()
-        trainer = trainers.UnigramTrainer(vocab_size=vocab_size, special_tokens=specials, unk_token="[UNK]", show_progress=show_progress)
+        trainer = trainers.UnigramTrainer(
+            vocab_size=vocab_size, special_tokens=specials, unk_token="[UNK]", show_progress=show_progress
+        )
     tok = Tokenizer(model)
     # NFKC folds full-width and compatibility characters and keeps Hangul syllables whole; NFD splits them into jamo
-    tok.normalizer = normalizers.NFKC() if normalization == "nfkc" else normalizers.Sequence([normalizers.NFKC(), normalizers.NFD()])
+    tok.normalizer = (
+        normalizers.NFKC() if normalization == "nfkc" else normalizers.Sequence([normalizers.NFKC(), normalizers.NFD()])
+    )
     if pre_tokenizer == "whitespace":
         tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
         if kind == "wordpiece":
@@ -95,7 +104,12 @@ def train_subword_tokenizer(
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", cls), ("[SEP]", sep)]
     )
     return PreTrainedTokenizerFast(
-        tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]"
+        tokenizer_object=tok,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
     )
 
 
@@ -108,7 +122,9 @@ def offline_base_tokenizer():
 
 
 def length_stats(
-    tokenize: Callable[[str], list[str]], texts: Sequence[str], unk_token: str | None = "[UNK]",
+    tokenize: Callable[[str], list[str]],
+    texts: Sequence[str],
+    unk_token: str | None = "[UNK]",
     known: set[str] | None = None,
 ) -> dict[str, float]:
     """Length statistics of a tokenizer on ``texts``.
@@ -132,8 +148,11 @@ def length_stats(
             unknown += sum(tok == unk_token for tok in tokens)
     lengths = np.asarray(lengths)
     return {
-        "mean_tokens": float(lengths.mean()), "std_tokens": float(lengths.std()), "max_tokens": int(lengths.max()),
-        "fertility": float(lengths.sum() / max(words, 1)), "unk_rate": float(unknown / max(lengths.sum(), 1)),
+        "mean_tokens": float(lengths.mean()),
+        "std_tokens": float(lengths.std()),
+        "max_tokens": int(lengths.max()),
+        "fertility": float(lengths.sum() / max(words, 1)),
+        "unk_rate": float(unknown / max(lengths.sum(), 1)),
     }
 
 
@@ -144,7 +163,9 @@ def korean_training_corpus(seed: int = 42, limit: int | None = None) -> list[str
     the one notebooks 06 and 07 use), so a tokenizer never sees the sentences it is later scored on.
     """
     nsmc = load_nsmc()["train"]["text"].tolist()
-    ko = stratified_split(load_ko_single_turn_emotion(), "label", test_size=0.1, val_size=0.1, seed=seed)["train"]["text"].tolist()
+    ko = stratified_split(load_ko_single_turn_emotion(), "label", test_size=0.1, val_size=0.1, seed=seed)["train"][
+        "text"
+    ].tolist()
     texts = [t for t in nsmc + ko if t.strip()]
     if limit is not None and limit < len(texts):
         rng = np.random.default_rng(seed)
@@ -187,4 +208,4 @@ def save_tokenizer(tokenizer, folder: str | Path) -> Path:
 def iterate_batches(texts: Sequence[str], batch_size: int = 1000) -> Iterable[list[str]]:
     """Yield ``texts`` in lists of ``batch_size`` (what ``train_new_from_iterator`` reads fastest)."""
     for start in range(0, len(texts), batch_size):
-        yield list(texts[start:start + batch_size])
+        yield list(texts[start : start + batch_size])
