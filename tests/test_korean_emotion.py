@@ -277,7 +277,7 @@ def test_cli_rejects_a_fold_outside_the_range(capsys):
     from helpers.cli.train_text import main
 
     assert main(["--fold", "3", "--n-folds", "3"]) == 2
-    assert "fold must be in 0..2" in capsys.readouterr().err
+    assert "--fold must be between 0 and 2, got 3" in capsys.readouterr().err
 
 
 def test_compare_targets_trains_on_hard_and_soft_targets(ko_frame):
