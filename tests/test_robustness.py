@@ -983,7 +983,9 @@ def test_config_values_of_the_wrong_type(tmp_path, capsys, value):
     config.write_text(json.dumps({"epochs": value}))
     with pytest.raises(SystemExit) as exit_info:
         main(["lstm", "--config", str(config), "--output", str(tmp_path / "o")])
-    assert exit_info.value.code == 2 and "epochs=" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "epochs=" in err
+    assert err.count("\n") == 1 and "usage:" not in err, "one line, no usage block: the flags were fine"
     assert not (tmp_path / "o").exists()
 
 

@@ -386,8 +386,16 @@ def add_loop_arguments(
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
+def _config_error(parser: argparse.ArgumentParser, message: str) -> None:
+    """Stop with one ``error:`` line for a mistake inside a ``--config`` file (exit 2, as argparse would)."""
+    parser.exit(2, f"{parser.prog}: error: {message}\n")
+
+
 def parse_with_config(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
-    """Parse ``argv``; a ``--config file.json`` gives defaults (keys: long flag names, ``-`` or ``_``)."""
+    """Parse ``argv``; a ``--config file.json`` gives defaults (keys: long flag names, ``-`` or ``_``).
+
+    A mistake in the file is one line (``<prog>: error: --config FILE: ...``, exit 2), without the usage block:
+    the flags were not the problem."""
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--config", type=Path, default=None)
     known, _ = pre.parse_known_args(argv)
@@ -395,25 +403,31 @@ def parse_with_config(parser: argparse.ArgumentParser, argv: Sequence[str] | Non
         try:
             values = json.loads(known.config.read_text(encoding="utf-8"))
         except FileNotFoundError:
-            parser.error(f"--config {known.config}: no such file")
+            _config_error(parser, f"--config {known.config}: no such file")
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            parser.error(f"--config {known.config} is not valid JSON ({exc})")
+            _config_error(parser, f"--config {known.config} is not valid JSON ({exc})")
         except OSError as exc:
-            parser.error(f"--config {known.config}: {exc.strerror or exc}")
+            _config_error(parser, f"--config {known.config}: {exc.strerror or exc}")
         if not isinstance(values, dict):
-            parser.error(f"--config {known.config} must hold a JSON object of settings, not {type(values).__name__}")
+            _config_error(
+                parser, f"--config {known.config} must hold a JSON object of settings, not {type(values).__name__}"
+            )
         actions = {a.dest: a for a in parser._actions if a.dest not in ("help", "config")}
         defaults = {}
         for key, value in values.items():
             dest = key.lstrip("-").replace("-", "_")
             if dest not in actions:
-                parser.error(f"--config {known.config}: unknown setting {key!r}; known: {', '.join(sorted(actions))}")
+                _config_error(
+                    parser, f"--config {known.config}: unknown setting {key!r}; known: {', '.join(sorted(actions))}"
+                )
             if actions[dest].choices is not None and value not in actions[dest].choices:
-                parser.error(f"--config {known.config}: {key}={value!r} is not one of {list(actions[dest].choices)}")
+                _config_error(
+                    parser, f"--config {known.config}: {key}={value!r} is not one of {list(actions[dest].choices)}"
+                )
             try:
                 value = check_config_value(actions[dest], key, value, str(known.config))
             except CourseInputError as exc:
-                parser.error(str(exc))
+                _config_error(parser, str(exc))
             defaults[dest] = value
         parser.set_defaults(**defaults)
     args = parser.parse_args(argv)

@@ -506,6 +506,8 @@ def cached_embeddings(
         if verbose:
             print(f"{name}: the cached embeddings in {target} are unreadable; computing them again")
     model, tokenizer = load_encoder(name, folder, num_layers=num_layers, verbose=verbose)
+    if device is not None:  # embed_sentences moves the batches to `device`, not the model
+        model.to(device)
     emb = embed_sentences(
         model, tokenizer, list(texts), prefix=prefix, max_length=max_length, batch_size=batch_size, device=device
     )
