@@ -841,6 +841,28 @@ def test_train_text_refuses_a_foreign_output_before_any_work(tmp_path, capsys):
     assert sorted(p.name for p in out.iterdir()) == ["metrics.json", "model"]  # no train.log, no lock left behind
 
 
+def test_a_full_disk_while_saving_is_one_line_and_keeps_the_users_files(tmp_path, capsys, monkeypatch):
+    import errno
+
+    import helpers.cli.script_loop as script_loop
+
+    data = _text_data(tmp_path / "data", ["joy", "sad"])
+    out = tmp_path / "run"
+
+    def no_space(path, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(script_loop, "atomic_write_bytes", no_space)  # metrics / checkpoints meet a full disk
+    code, line = _cli(
+        "helpers.cli.train_text",
+        ["lstm", "--data", str(data), "--output", str(out), "--epochs", "1", "--no-progress"],
+        capsys,
+    )
+    assert code == 2 and "No space left on device" in line and "free some disk space" in line
+    assert (data / "train.csv").is_file() and (data / "validation.csv").is_file()  # the input is untouched
+    assert not (out / ".lock").exists(), "the output lock is released after the failure"
+
+
 # --------------------------------------------------------------------------- issue 12: bounded input
 
 
