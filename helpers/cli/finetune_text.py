@@ -21,15 +21,19 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
+from helpers.cli.script_loop import TrainingJob, add_loop_arguments, parse_with_config, run_script
+from helpers.cli.train_text import load_text_splits
+from helpers.core.data import KO_EMOTION_LABELS, load_ko_single_turn_emotion, subsample
 from helpers.core.env import REPO_ROOT
+from helpers.core.inputs import check_number
+from helpers.pretrained import MODELS
+from helpers.text import encoder_finetune as ef
+from helpers.text.korean_emotion import fold_frames
 
 KO_DATA = "ko_single_turn_emotion"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from helpers.cli.script_loop import add_loop_arguments
-    from helpers.pretrained import MODELS
-
     text_models = sorted(n for n, s in MODELS.items() if s.model_type != "whisper")
     p = argparse.ArgumentParser(
         prog="python -m helpers.cli.train_text finetune",
@@ -71,8 +75,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _check(args: argparse.Namespace) -> None:
-    from helpers.core.inputs import check_number
-
     check_number(args.max_length, "--max-length", int, 4, 512)
     check_number(args.batch_size, "--batch-size", int, 1, 65_536)
     check_number(args.lr, "--lr", float, 1e-9, 1.0)
@@ -95,18 +97,11 @@ def _check(args: argparse.Namespace) -> None:
 
 def load_splits(args: argparse.Namespace) -> tuple[dict, list[str], str]:
     """``({"train", "validation"[, "test"]}: frames with text and integer label), label names, data name)``."""
-    from helpers.core.data import subsample
-
     if args.data == KO_DATA:
-        from helpers.core.data import KO_EMOTION_LABELS, load_ko_single_turn_emotion
-        from helpers.text.korean_emotion import fold_frames
-
         parts = fold_frames(load_ko_single_turn_emotion(), args.fold, args.n_folds, args.seed)
         splits = {k: v[["text", "label_id"]].rename(columns={"label_id": "label"}) for k, v in parts.items()}
         labels, name = list(KO_EMOTION_LABELS), f"{KO_DATA}-fold{args.fold}of{args.n_folds}"
     else:
-        from helpers.cli.train_text import load_text_splits
-
         splits, labels, name = load_text_splits(args.data)
     splits["train"] = subsample(splits["train"], args.limit, seed=args.seed)
     return splits, labels, name
@@ -114,9 +109,6 @@ def load_splits(args: argparse.Namespace) -> tuple[dict, list[str], str]:
 
 def build_job(args: argparse.Namespace, ctx):
     """The :class:`helpers.cli.script_loop.TrainingJob` of ``train_text finetune``."""
-    from helpers.cli.script_loop import TrainingJob
-    from helpers.text import encoder_finetune as ef
-
     _check(args)
     splits, label_names, data_name = load_splits(args)
     model, tokenizer, prefix, origin = ef.build_classifier(
@@ -206,8 +198,6 @@ def build_job(args: argparse.Namespace, ctx):
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m helpers.cli.train_text finetune ...``."""
-    from helpers.cli.script_loop import parse_with_config, run_script
-
     args = parse_with_config(build_parser(), argv)
     if args.output is None:
         name = args.data if args.data == KO_DATA else Path(args.data).resolve().name

@@ -28,7 +28,12 @@ from sklearn.decomposition import TruncatedSVD
 from sklearn.model_selection import StratifiedKFold, train_test_split
 from torch import nn
 
+from helpers.audio.whisper_features import predict_layer_head, train_layer_head, weights_fingerprint
+from helpers.core.data import cache_dir
+from helpers.core.download import atomic_write_bytes
 from helpers.core.training import fit
+from helpers.pretrained import describe, embed_sentences, load_encoder, resolve_model
+from helpers.pretrained.registry import origin as model_origin
 from helpers.text.baselines import fit_quietly, logreg, tfidf_vectorizer
 
 # The seven emotions RAVDESS and the Korean single-turn sentences share (RAVDESS's names; "calm" has no Korean
@@ -279,12 +284,6 @@ def sentence_embeddings(
     import io
     import json
 
-    from helpers.audio.whisper_features import weights_fingerprint
-    from helpers.core.data import cache_dir
-    from helpers.core.download import atomic_write_bytes
-    from helpers.pretrained import describe, embed_sentences, load_encoder, resolve_model
-    from helpers.pretrained.registry import origin as model_origin
-
     texts = [str(t) for t in texts]
     if not texts:
         raise ValueError("no sentences to embed")
@@ -364,8 +363,6 @@ class LayerHeadAudioBranch:
         self.num_classes, self.grid, self.epochs, self.seed = num_classes, [dict(g) for g in grid], epochs, seed
 
     def fit(self, features: np.ndarray, labels: Sequence[int], train_i, val_i) -> "LayerHeadAudioBranch":
-        from helpers.audio.whisper_features import train_layer_head
-
         start = time.perf_counter()
         runs = [
             train_layer_head(
@@ -378,8 +375,6 @@ class LayerHeadAudioBranch:
         return self
 
     def predict_proba(self, features: np.ndarray, idx=None) -> np.ndarray:
-        from helpers.audio.whisper_features import predict_layer_head
-
         return predict_layer_head(self.run, features, idx)
 
     @torch.no_grad()
