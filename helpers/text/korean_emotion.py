@@ -128,7 +128,7 @@ def to_rest_ids(labels: Sequence[int], neutral_id: int = NEUTRAL_ID) -> np.ndarr
 
 
 # The older key names of the fold metrics, kept beside the canonical ones (helpers.core.metrics.FOLD_METRICS) only
-# until notebook 06 reads macro_f1 / micro_f1 / weighted_f1; then delete LEGACY_KEYS and the aliasing below.
+# until notebook 07 reads macro_f1 / micro_f1 (06 does); then delete LEGACY_KEYS and the aliasing below.
 LEGACY_KEYS = {"f1_micro": "micro_f1", "f1_macro": "macro_f1", "f1_weighted": "weighted_f1"}
 
 
