@@ -51,6 +51,9 @@ from helpers.audio.features import (
     warn_rejected,
     write_clip_cache,
 )
+from helpers.core.env import seed_everything
+from helpers.core.training import fit
+from helpers.pretrained import get_spec, load_encoder, resolve_model
 
 WHISPER_FEATURE_VERSION = 1  # bump when the feature computation changes: every cached file is then recomputed
 HOP = 160  # samples per log-mel frame (10 ms at 16 kHz)
@@ -116,7 +119,6 @@ def load_whisper_encoder(
     loaded by :func:`helpers.pretrained.load_encoder`, which cuts the position table to the window and keeps the
     first ``n_layers`` layers (a cheaper model of the same class, e.g. for a quick run). Every parameter is frozen.
     """
-    from helpers.pretrained import get_spec, load_encoder, resolve_model
 
     if get_spec(name).model_type != "whisper":
         raise WhisperFeatureError(f"{name!r} is not a Whisper model")
@@ -403,9 +405,6 @@ def train_layer_head(
     the course's training loop (:func:`helpers.core.training.fit`, ``monitor="val_loss"``).
     """
     from torch.utils.data import DataLoader, TensorDataset
-
-    from helpers.core.env import seed_everything
-    from helpers.core.training import fit
 
     features = np.asarray(features)
     labels = np.asarray(labels, dtype=np.int64)
