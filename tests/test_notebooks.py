@@ -54,3 +54,37 @@ def test_published_notebook_carries_its_full_run(path):
     )  # png or jpeg
     assert images or not draws, "the notebook draws plots but its outputs hold none"
     assert (path.parent.parent / "results" / f"{path.stem}.json").exists()
+
+
+def _helpers_imports(path):
+    """``(module, name)`` of every ``from helpers… import name`` in a notebook's code cells."""
+    import ast
+
+    found = set()
+    for cell in nbformat.read(path, as_version=4).cells:
+        if cell.cell_type != "code":
+            continue
+        source = "\n".join(line for line in cell.source.splitlines() if not line.lstrip().startswith(("%", "!")))
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("helpers"):
+                found.update((node.module, alias.name) for alias in node.names)
+    return found
+
+
+SOLUTIONS = sorted((NOTEBOOKS[0].parent.parent / "solutions").glob("*.ipynb")) if NOTEBOOKS else []
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS + SOLUTIONS, ids=[p.stem for p in NOTEBOOKS + SOLUTIONS])
+def test_every_helpers_import_of_a_notebook_resolves(path):
+    """A helper renamed or moved (or a re-export dropped by a linter) fails here, not in a student's first cell."""
+    import importlib
+
+    missing = []
+    for module, name in sorted(_helpers_imports(path)):
+        owner = importlib.import_module(module)
+        if not hasattr(owner, name):
+            try:
+                importlib.import_module(f"{module}.{name}")
+            except ModuleNotFoundError:
+                missing.append(f"from {module} import {name}")
+    assert not missing, missing

@@ -27,6 +27,7 @@ from helpers.audio.features import fixed_frames, normalize_utterance, spec_augme
 from helpers.core.download import atomic_write_bytes
 from helpers.core.model_folder import read_model_config
 from helpers.core.model_kinds import Scorer, ScorerError, register_model_kind
+from helpers.core.parameters import count_parameters  # noqa: F401 (re-exported: notebook 08 imports it from here)
 
 TASK = "speech-emotion-cnn"
 FORMAT_VERSION = 1
