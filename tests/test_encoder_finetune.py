@@ -191,12 +191,10 @@ def test_saved_folder_reloads_the_same_model_and_refuses_damage(tiny_e5, tmp_pat
 
 
 def test_cached_embeddings_are_computed_once_per_weights_length_and_texts(tiny_e5, tmp_path, monkeypatch):
-    import helpers.pretrained.load as load
-
     monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path / "cache"))
     calls = []
-    real = load.load_encoder
-    monkeypatch.setattr(load, "load_encoder", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = ef.load_encoder  # patched where cached_embeddings looks it up
+    monkeypatch.setattr(ef, "load_encoder", lambda *a, **k: calls.append(1) or real(*a, **k))
     texts, _ = _toy(30, 3)
     first = ef.cached_embeddings("e5-small", texts, max_length=16, path=tiny_e5, verbose=False)
     again = ef.cached_embeddings("e5-small", texts, max_length=16, path=tiny_e5, verbose=False)

@@ -32,9 +32,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import transformers
+from safetensors.torch import load_file, save_file
 from torch import nn
 
+from helpers.core.data import cache_dir
+from helpers.core.download import atomic_folder, atomic_write_bytes, file_checksum
+from helpers.core.model_folder import ModelConfigError, check_label_list, load_pretrained, read_model_config
 from helpers.core.model_kinds import Scorer, register_model_kind
+from helpers.core.training import IndexBatches, eval_batches, fit
+from helpers.pretrained import get_spec, load_encoder, resolve_model
+from helpers.pretrained.load import embed_sentences
 
 TASK = "text-classification-encoder"
 HEAD_FILE = "classifier_head.safetensors"
@@ -101,7 +109,6 @@ def build_classifier(
     ``num_layers`` keeps only the first layers (a cheaper model of the same class: quick profile, tests); the
     origin line says so. The head is initialised from ``seed``.
     """
-    from helpers.pretrained import get_spec, load_encoder
 
     spec = get_spec(name)
     if spec.model_type == "whisper":
@@ -227,7 +234,6 @@ def finetune_encoder(
     kept. Other keywords go to ``fit`` (``checkpoint_dir``, ``resume``, ``precision``, ``on_epoch_end``, ``log``,
     ``patience``, ``ctx`` ...).
     """
-    from helpers.core.training import IndexBatches, eval_batches, fit
 
     if len(texts) != len(labels):
         raise ValueError(f"{len(texts)} texts but {len(labels)} labels")
@@ -305,9 +311,6 @@ def write_encoder_classifier(
     """Write the classifier's files into the (empty, existing) ``folder``: the encoder (``save_pretrained``), the
     tokenizer, the head (``classifier_head.safetensors``) and the settings (``config.json``: ``task``, ``course``).
     :func:`save_encoder_classifier` calls it inside an atomic folder; the script loop calls it on its staging folder."""
-    from safetensors.torch import save_file
-
-    from helpers.core.model_folder import check_label_list
 
     folder = Path(folder)
     labels = [str(x) for x in labels]
@@ -350,8 +353,6 @@ def save_encoder_classifier(folder: str | Path, model: EncoderClassifier, tokeni
     """Save the classifier as a folder, atomically (readers see the old folder or the whole new one); the
     keywords are those of :func:`write_encoder_classifier`. An existing ``folder`` is replaced only when it is a
     saved encoder classifier itself: nothing else a user owns is overwritten."""
-    from helpers.core.download import atomic_folder
-    from helpers.core.model_folder import read_model_config
 
     folder = Path(folder)
     if folder.exists():
@@ -373,10 +374,6 @@ def load_encoder_classifier(folder: str | Path, device=None):
     Raises ``FileNotFoundError`` / :class:`helpers.core.model_folder.ModelConfigError` (a ``ValueError``) with one
     clear line for a missing, foreign or damaged folder; nothing in the folder is executed.
     """
-    import transformers
-    from safetensors.torch import load_file
-
-    from helpers.core.model_folder import ModelConfigError, load_pretrained, read_model_config
 
     folder = Path(folder)
     config = read_model_config(folder, TASK, "encoder classifier folder (python -m helpers.cli.train_text finetune)")
@@ -430,7 +427,6 @@ def _scorer(folder: Path, config: dict, batch_size: int = 64, **_) -> Scorer:
 
 def _weights_checksum(folder: Path) -> str:
     """The SHA-256 of the folder's weights, from its verified build manifest when it has one (no re-hashing)."""
-    from helpers.core.download import file_checksum
 
     manifest = folder / "course_manifest.json"
     weights = folder / "model.safetensors"
@@ -448,8 +444,6 @@ def embeddings_cache_path(
 ) -> Path:
     """Where :func:`cached_embeddings` keeps the embeddings of ``texts``: ``<cache>/embeddings/<name>-<key>.npz``,
     the key covering the weights' checksum, the prefix, the maximum length, the layers kept and every text."""
-    from helpers.core.data import cache_dir
-    from helpers.pretrained import resolve_model
 
     folder = Path(folder) if folder is not None else resolve_model(name)
     digest = hashlib.sha256()
@@ -484,9 +478,6 @@ def cached_embeddings(
     """L2-normalised mean-pooled embeddings ``[len(texts), hidden]`` of registry model ``name`` (frozen), from the
     cache when the same weights, prefix, length, layers (``num_layers``: the first N only, as in
     :func:`helpers.pretrained.load_encoder`) and texts were embedded before; else computed and cached."""
-    from helpers.core.download import atomic_write_bytes
-    from helpers.pretrained import get_spec, resolve_model
-    from helpers.pretrained.load import embed_sentences, load_encoder
 
     prefix = get_spec(name).prefix if prefix is None else prefix
     folder = resolve_model(name, path)
