@@ -20,9 +20,6 @@ ALLOWED = {
 }
 # Transitional edges, each with the reason; remove an entry when its reason is gone.
 EXCEPTIONS = {
-    # soft_labels.__getattr__ forwards sl.load_kemdy20_votes / sl.KEMDY20_* (moved to multimodal.kemdy20) lazily,
-    # until notebook 06 imports them from helpers.multimodal.kemdy20
-    ("helpers.text.soft_labels", "helpers.multimodal.kemdy20"),
     # lazy registration: pipeline.get_tokenizer imports korean on the first ko-* name, korean registers into
     # pipeline on import (owner of text/pipeline + text/korean: break it with a registry both import)
     ("helpers.text.pipeline", "helpers.text.korean"),
@@ -101,6 +98,4 @@ def test_the_graph_sees_imports_inside_functions(tmp_path):
     graph = import_graph()
     assert "helpers.core.training" in graph["helpers.cli.script_loop"]
     assert "helpers.core.metrics" in graph["helpers.core.training"]
-    assert ("helpers.text.soft_labels", "helpers.multimodal.kemdy20") in {
-        (m, t) for m, ts in graph.items() for t in ts
-    }  # found although it sits inside __getattr__
+    assert "helpers.text.korean_emotion" in graph["helpers.cli.train_text"]  # imported only inside its subcommands

@@ -162,14 +162,3 @@ __all__ = [
     "fit_soft_logreg",
     "compare_targets",
 ]
-
-
-def __getattr__(name: str):
-    # Transitional: notebook 06 still reads sl.load_kemdy20_votes / sl.KEMDY20_*, which moved to
-    # helpers.multimodal.kemdy20. Imported lazily (text must not import multimodal at load time, and kemdy20 imports
-    # this module); delete this function once the notebook imports them from helpers.multimodal.kemdy20.
-    if name in ("load_kemdy20_votes", "KEMDY20_EMOTIONS", "KEMDY20_TYPOS"):
-        from helpers.multimodal import kemdy20
-
-        return getattr(kemdy20, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
