@@ -9,6 +9,7 @@ import textwrap
 import pytest
 import torch
 from text_fixtures import write_text_data  # noqa: E402  (tests/ is on sys.path under pytest)
+from torch import nn
 
 from helpers.core.distributed import (
     DistContext,
@@ -44,11 +45,22 @@ def test_incomplete_launcher_variables_give_a_clear_error(monkeypatch):
 
 
 def test_mixed_precision_only_on_cuda(monkeypatch):
+    import helpers.core.distributed as dist_mod
+
     cpu = torch.device("cpu")
+    monkeypatch.setattr(dist_mod, "cpu_supports_bf16", lambda: False)
     for asked in ("auto", "fp32", "bf16", "fp16"):
         amp = MixedPrecision(asked, cpu)
         assert amp.precision == "fp32" and amp.dtype is None and not amp.scaler.is_enabled()
-        assert ("CUDA only" in amp.note) == (asked in ("bf16", "fp16"))
+        assert ("training in fp32" in amp.note) == (asked in ("bf16", "fp16"))
+    # a CPU with bf16 units: bf16 only when asked for, "auto" stays fp32, fp16 is never used on a CPU
+    monkeypatch.setattr(dist_mod, "cpu_supports_bf16", lambda: True)
+    amp = MixedPrecision("bf16", cpu)
+    assert amp.precision == "bf16" and amp.dtype is torch.bfloat16 and not amp.scaler.is_enabled() and not amp.note
+    with amp.autocast():
+        out = nn.Linear(4, 3)(torch.randn(2, 4))
+    assert out.dtype == torch.bfloat16
+    assert MixedPrecision("auto", cpu).dtype is None and MixedPrecision("fp16", cpu).dtype is None
     with pytest.raises(ValueError, match="precision must be one of"):
         MixedPrecision("fp8", cpu)
     monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "bf16")
