@@ -57,3 +57,20 @@ def test_without_a_korean_font_it_warns_once_and_changes_nothing(monkeypatch):
             assert plots.use_korean_font() is None
         assert len([w for w in caught if "Hangul" in str(w.message)]) == 1
         assert list(matplotlib.rcParams["font.family"]) == before
+
+
+def test_show_source_is_the_helpers_code(capsys):
+    """One way to show a helper's source: the text is inspect's, optionally cut before a given line."""
+    import inspect
+
+    from helpers.core.source import show_source, source_text
+    from helpers.text.korean_emotion import FoldConfig
+
+    assert source_text(source_text) == inspect.getsource(source_text)
+    cut = source_text(FoldConfig, until="def __post_init__")
+    assert cut.startswith("@dataclass") or cut.startswith("class FoldConfig")
+    assert "__post_init__" not in cut and "fold:" in cut
+    with pytest.raises(ValueError, match="does not start a line"):
+        source_text(FoldConfig, until="def no_such_method")
+    show_source(source_text)  # outside a notebook IPython prints the Code object's plain text
+    assert "def source_text" in capsys.readouterr().out
