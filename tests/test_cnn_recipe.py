@@ -122,3 +122,16 @@ def test_train_audio_uses_only_the_public_recipe():
     from helpers.audio import cnn_recipe
 
     assert all(not name.startswith("_") and name in cnn_recipe.__all__ for name in imported), imported
+
+
+def test_notebook_10_teaches_the_fusion_code_it_runs():
+    """Notebook 10's fusion heads and their training are @save cells, and the notebook runs those, not the helper's."""
+    nb10 = NOTEBOOKS / "10_multimodal_fusion.ipynb"
+    saved = saved_cells(nb10)
+    assert {target for target, _ in saved} == {"helpers/multimodal/fusion.py"}
+    shown = set().union(*(definitions(_parse_cell(source)) for _, source in saved))
+    lesson = {"EarlyFusion", "GatedFusion", "late_fusion", "ModalityDropout", "train_fusion_head"}
+    assert shown >= lesson, f"notebook 10's @save cells lack {sorted(lesson - shown)}"
+    for source in _code_cells(nb10):
+        used = set(re.findall(r"\bfu\.(\w+)", source))
+        assert not used & lesson, f"notebook 10 calls the helper's {sorted(used & lesson)} instead of its own cells"

@@ -500,7 +500,7 @@ class ModalityDropout:
         return text * (~(drop & which))[:, None], audio * (~(drop & ~which))[:, None], labels
 
 
-class _ShuffledTensors:
+class ShuffledTensors:
     """Batches ``(text, audio, labels)`` in a fresh order each epoch, drawn from ``generator`` when iteration starts."""
 
     def __init__(self, tensors: tuple[torch.Tensor, ...], batch_size: int, generator: torch.Generator):
@@ -550,7 +550,7 @@ def train_fusion_head(
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     history = fit(
         model,
-        _ShuffledTensors((xt, xa, y.long()), batch_size, generator),
+        ShuffledTensors((xt, xa, y.long()), batch_size, generator),
         [(vt, va, vy.long())],
         optimizer,
         epochs,
@@ -597,6 +597,7 @@ __all__ = [
     "late_fusion",
     "choose_late_weight",
     "ModalityDropout",
+    "ShuffledTensors",
     "train_fusion_head",
     "FusionHistory",
     "fusion_proba",
