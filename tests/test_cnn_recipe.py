@@ -124,14 +124,27 @@ def test_train_audio_uses_only_the_public_recipe():
     assert all(not name.startswith("_") and name in cnn_recipe.__all__ for name in imported), imported
 
 
-def test_notebook_10_teaches_the_fusion_code_it_runs():
-    """Notebook 10's fusion heads and their training are @save cells, and the notebook runs those, not the helper's."""
-    nb10 = NOTEBOOKS / "10_multimodal_fusion.ipynb"
-    saved = saved_cells(nb10)
-    assert {target for target, _ in saved} == {"helpers/multimodal/fusion.py"}
+LESSON_CODE = {  # notebook -> (the helper its @save cells mirror, the definitions it must teach that way)
+    "09_wav2vec2_speech_emotion": (
+        {"helpers/audio/wav2vec.py", "helpers/audio/whisper_features.py"},
+        {"train_wav2vec2", "LayerWeightedHead", "train_layer_head"},
+    ),
+    "10_multimodal_fusion": (
+        {"helpers/multimodal/fusion.py"},
+        {"EarlyFusion", "GatedFusion", "late_fusion", "ModalityDropout", "train_fusion_head"},
+    ),
+}
+
+
+@pytest.mark.parametrize("stem", sorted(LESSON_CODE))
+def test_the_notebook_teaches_the_code_it_runs(stem):
+    """The lesson's training code is in @save cells, and the notebook runs those, not the helper's copy."""
+    notebook = NOTEBOOKS / f"{stem}.ipynb"
+    targets, lesson = LESSON_CODE[stem]
+    saved = saved_cells(notebook)
+    assert {target for target, _ in saved} == targets
     shown = set().union(*(definitions(_parse_cell(source)) for _, source in saved))
-    lesson = {"EarlyFusion", "GatedFusion", "late_fusion", "ModalityDropout", "train_fusion_head"}
-    assert shown >= lesson, f"notebook 10's @save cells lack {sorted(lesson - shown)}"
-    for source in _code_cells(nb10):
-        used = set(re.findall(r"\bfu\.(\w+)", source))
-        assert not used & lesson, f"notebook 10 calls the helper's {sorted(used & lesson)} instead of its own cells"
+    assert shown >= lesson, f"{stem}'s @save cells lack {sorted(lesson - shown)}"
+    for source in _code_cells(notebook):
+        used = set(re.findall(r"\b(?:fu|wf|w2v)\.(\w+)", source))
+        assert not used & lesson, f"{stem} calls the helper's {sorted(used & lesson)} instead of its own cells"

@@ -348,7 +348,8 @@ class WaveDataset(Dataset):
         return item
 
 
-def _subset(waves: Sequence[np.ndarray], labels: Sequence[int], idx) -> tuple[list[np.ndarray], np.ndarray]:
+def wave_subset(waves: Sequence[np.ndarray], labels: Sequence[int], idx) -> tuple[list[np.ndarray], np.ndarray]:
+    """The waveforms and labels at ``idx``; one clear error for mismatched lengths, an empty set or a bad index."""
     idx = np.asarray(idx, dtype=np.int64)
     labels = np.asarray(labels)
     if len(labels) != len(waves):
@@ -384,8 +385,8 @@ def train_wav2vec2(
     schedule, cross-entropy with label smoothing, gradient clipping at 1; returns ``(model, history, seconds)``.
     """
     device = torch.device(device)
-    train_waves, train_labels = _subset(waves, labels, train_i)
-    val_waves, val_labels = _subset(waves, labels, val_i)
+    train_waves, train_labels = wave_subset(waves, labels, train_i)
+    val_waves, val_labels = wave_subset(waves, labels, val_i)
     if max(train_labels.max(), val_labels.max()) >= model.config.num_labels:
         raise Wav2Vec2SetupError(f"labels must lie in [0, {model.config.num_labels}), the model's num_labels")
     seed_everything(seed)
@@ -432,7 +433,7 @@ def predict_wav2vec2(
     batch_size: int = 32,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(logits, y_true)`` of the clips ``idx`` (centre crop, no noise), model in eval mode."""
-    sub_waves, sub_labels = _subset(waves, labels, idx)
+    sub_waves, sub_labels = wave_subset(waves, labels, idx)
     loader = DataLoader(WaveDataset(sub_waves, sub_labels, feature_extractor, n_samples), batch_size=batch_size)
     return predict_logits(model, loader, torch.device(device))
 
@@ -494,6 +495,7 @@ def save_wav2vec2(model, feature_extractor, folder: str | Path, extra: dict | No
 
 
 __all__ = [
+    "wave_subset",
     "Wav2Vec2SetupError",
     "ConvGeometry",
     "conv_geometry",

@@ -373,7 +373,8 @@ class HeadRun:
         return float(self.history.val_accuracy[self.history.best_epoch - 1])
 
 
-def _indices(idx, n: int, what: str) -> np.ndarray:
+def checked_indices(idx, n: int, what: str) -> np.ndarray:
+    """``idx`` as int64 indices into ``n`` items; one clear error when empty or out of range (``what``: which set)."""
     idx = np.asarray(idx, dtype=np.int64)
     if len(idx) == 0:
         raise WhisperFeatureError(f"the {what} index set is empty")
@@ -414,7 +415,10 @@ def train_layer_head(
         )
     if labels.min() < 0 or labels.max() >= num_classes:
         raise WhisperFeatureError(f"labels must lie in [0, {num_classes})")
-    train_i, val_i = _indices(train_i, len(labels), "training"), _indices(val_i, len(labels), "validation")
+    train_i, val_i = (
+        checked_indices(train_i, len(labels), "training"),
+        checked_indices(val_i, len(labels), "validation"),
+    )
     seed_everything(seed)
     scaler = LayerStandardizer().fit(features[train_i])
 
@@ -453,7 +457,7 @@ def train_layer_head(
 def predict_layer_head(run: HeadRun, features: np.ndarray, idx=None) -> np.ndarray:
     """Class probabilities ``[n, classes]`` of the clips ``idx`` (all when None)."""
     features = np.asarray(features)
-    x = features if idx is None else features[_indices(idx, len(features), "prediction")]
+    x = features if idx is None else features[checked_indices(idx, len(features), "prediction")]
     run.model.eval()
     return torch.softmax(run.model(torch.from_numpy(run.standardizer.transform(x))), dim=-1).numpy()
 
@@ -468,7 +472,7 @@ def logreg_baseline(features: np.ndarray, labels: Sequence[int], train_i, C: flo
     from sklearn.preprocessing import StandardScaler
 
     features = np.asarray(features)
-    train_i = _indices(train_i, len(features), "training")
+    train_i = checked_indices(train_i, len(features), "training")
     x = features[train_i].reshape(len(train_i), -1)
     model = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=2000, random_state=seed))
     return model.fit(x, np.asarray(labels)[train_i])
@@ -481,6 +485,7 @@ def flatten_layers(features: np.ndarray) -> np.ndarray:
 
 
 __all__ = [
+    "checked_indices",
     "WHISPER_FEATURE_VERSION",
     "WhisperFeatureError",
     "WhisperAudioEncoder",
