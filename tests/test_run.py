@@ -92,3 +92,33 @@ def test_out_inside_committed_folders_or_unwritable_is_refused(tmp_path, capsys)
     # build/ is git-ignored: allowed (checked without running anything)
     assert run.check_out_dir(REPO_ROOT / "build" / "test-out-allowed") == ""
     (REPO_ROOT / "build" / "test-out-allowed").rmdir()
+
+
+def test_stopping_a_run_takes_the_kernel_down_too(tmp_path):
+    """A kernel lives in a session of its own (as jupyter_client starts it); stopping the run must stop it too."""
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+
+    from helpers.core.run import stop_process_tree
+
+    pid_file = tmp_path / "kernel.pid"
+    parent_code = (
+        "import subprocess, sys, time\n"
+        "k = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'], start_new_session=True)\n"
+        f"open({str(pid_file)!r}, 'w').write(str(k.pid))\n"
+        "time.sleep(600)\n"
+    )
+    papermill = subprocess.Popen([sys.executable, "-c", parent_code])
+    for _ in range(100):
+        if pid_file.exists() and pid_file.read_text():
+            break
+        time.sleep(0.1)
+    kernel = psutil.Process(int(pid_file.read_text()))
+    assert kernel.is_running() and kernel.pid != papermill.pid
+    stop_process_tree(papermill, grace_s=5)
+    assert papermill.wait(timeout=10) is not None
+    kernel_gone = not kernel.is_running() or kernel.status() == psutil.STATUS_ZOMBIE
+    assert kernel_gone, "the kernel outlived the stopped run"

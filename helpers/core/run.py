@@ -12,9 +12,11 @@ is 1 when any notebook failed. ``--publish`` (``full`` profile only) copies the 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
+import signal
 import site
 import subprocess
 import sys
@@ -69,6 +71,30 @@ def _peak_rss(process: subprocess.Popen, stop: threading.Event, peak: list[float
         stop.wait(0.25)
 
 
+def stop_process_tree(process: subprocess.Popen, grace_s: float = 10.0) -> None:
+    """Terminate ``process`` and every process under it, then kill what is left after ``grace_s``.
+
+    jupyter_client starts a kernel in a session of its own, so stopping papermill alone leaves the kernel running
+    the notebook (seen: a killed run's kernel went on for an hour at 40 % of a core)."""
+    try:
+        root = psutil.Process(process.pid)
+        procs = [*root.children(recursive=True), root]
+    except psutil.NoSuchProcess:
+        return
+    for proc in procs:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc.terminate()
+    _, alive = psutil.wait_procs(procs, timeout=grace_s)
+    for proc in alive:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc.kill()
+
+
+def _terminated(signum, frame) -> None:
+    """SIGTERM → SystemExit in the main thread, so ``run_notebook`` can stop its notebook before the runner ends."""
+    raise SystemExit(128 + signum)
+
+
 def first_error(executed: Path) -> str:
     """``ErrorName: message`` of the first failing cell of an executed notebook ('' when none)."""
     try:
@@ -116,9 +142,14 @@ def run_notebook(path: Path, out_dir: Path, profile: str, timeout_s: int | None 
         process = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, env=env, cwd=REPO_ROOT)
         watcher = threading.Thread(target=_peak_rss, args=(process, stop, peak), daemon=True)
         watcher.start()
-        code = process.wait()
-        stop.set()
-        watcher.join()
+        try:
+            code = process.wait()
+        except BaseException:  # Ctrl-C or the runner terminated (see main): take papermill's kernel down too
+            stop_process_tree(process)
+            raise
+        finally:
+            stop.set()
+            watcher.join()
     wall = time.perf_counter() - start
     error = first_error(executed) if code else ""
     if code and not error:
@@ -390,6 +421,7 @@ def main(argv: list[str] | None = None) -> int:
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
+    signal.signal(signal.SIGTERM, _terminated)
     runs = []
     for path in discover(args.only):
         print(f"▶ {path.name} ({args.profile}) …", flush=True)
