@@ -24,7 +24,7 @@ REPORT_COLUMNS = ("precision", "recall", "f1", "support")
 class Claim:
     """``phrase`` (a regular expression with one group: the typed number) in the markdown of ``notebook``, whose
     value is ``source``: ``"results:<key>"``, ``"report:<label>:<column>"`` (the nearest classification report
-    printed above the phrase) or ``"output"`` (the number, as typed, appears in some output above the phrase)."""
+    printed above the phrase) or ``"output"`` (a number printed above the phrase rounds to it)."""
 
     notebook: str
     phrase: str
@@ -46,14 +46,24 @@ CLAIMS = [
     Claim("02_lstm_emotion_en", r"the lowest F1 \(0\.\d\d and (0\.\d\d)\)", "report:surprise:f1"),
     # 04: the coverage of max_length 64, stated once, as printed
     Claim("04_training_a_tokenizer", r"whole \((\d\d\.\d) % of the held-out sentences", "output"),
+    # 05: the own-loop-vs-Trainer paragraph (section 6) and the first epoch of the main run (section 4)
+    Claim("05_bert_emotion_en", r"our loop took (\d+) s and `Trainer`", "output"),
+    Claim("05_bert_emotion_en", r"our loop took \d+ s and `Trainer` (\d+) s", "output"),
+    Claim("05_bert_emotion_en", r"The same validation loss \((0\.\d{4})\) in both rows", "output"),
+    Claim("05_bert_emotion_en", r"logged above as (0\.\d{6})", "output"),
+    Claim("05_bert_emotion_en", r"\((\d\.\d{4}) against \d\.\d{4} in the logs above\)", "output"),
+    Claim("05_bert_emotion_en", r"\(\d\.\d{4} against (\d\.\d{4}) in the logs above\)", "output"),
+    Claim("05_bert_emotion_en", r"Macro-F1 \(about (0\.\d\d)\) sits well below", "results:test_macro_f1"),
+    Claim("05_bert_emotion_en", r"below accuracy \(about (0\.\d\d)\)", "results:test_accuracy"),
 ]
 
 
 def _outputs_text(cell) -> str:
     parts = []
     for out in cell.get("outputs", []):
-        text = out.get("text") or out.get("data", {}).get("text/plain", "")
-        parts.append(text if isinstance(text, str) else "".join(text))
+        for text in (out.get("text"), *(out.get("data", {}).get(k) for k in ("text/plain", "text/html"))):
+            if text:  # the HTML too: Trainer's training log is an HTML table
+                parts.append(text if isinstance(text, str) else "".join(text))
     return "\n".join(parts)
 
 
@@ -86,7 +96,8 @@ def check_claim(nb, claim: Claim, metrics: dict) -> None:
         value = _report_value(nb, index, label, column) * claim.scale
     else:
         shown = "\n".join(_outputs_text(c) for c in nb.cells[:index] if c.cell_type == "code")
-        assert re.search(rf"(?<![\d.]){re.escape(typed)}(?![\d])", shown), f"{typed} is not printed above cell {index}"
+        printed = {f"{float(n):.{decimals}f}" for n in re.findall(r"(?<![\d.])\d+(?:\.\d+)?", shown.replace(",", ""))}
+        assert typed.replace(",", "") in printed, f"{typed} is not printed (to its decimals) above cell {index}"
         return
     assert f"{value:.{decimals}f}" == typed, (
         f"{claim.notebook} cell {index} says {typed}, the run gives {value:.{decimals + 2}f}: rewrite the sentence"
