@@ -46,6 +46,8 @@ CLAIMS = [
     Claim("02_lstm_emotion_en", r"the lowest F1 \(0\.\d\d and (0\.\d\d)\)", "report:surprise:f1"),
     # 04: the coverage of max_length 64, stated once, as printed
     Claim("04_training_a_tokenizer", r"whole \((\d\d\.\d) % of the held-out sentences", "output"),
+    # 03: the cost of Okt on all reviews, from the speed table above it
+    Claim("03_korean_nsmc_morphology", r"would take it about (\d+) minutes on that busy machine", "output"),
     # 05: the own-loop-vs-Trainer paragraph (section 6) and the first epoch of the main run (section 4)
     Claim("05_bert_emotion_en", r"our loop took (\d+) s and `Trainer`", "output"),
     Claim("05_bert_emotion_en", r"our loop took \d+ s and `Trainer` (\d+) s", "output"),
