@@ -227,9 +227,9 @@ class MixedPrecision:
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, not {precision!r}")
         self.note = ""
-        if device.type == "cpu" and precision == "bf16" and cpu_supports_bf16():
-            pass  # bf16 autocast on the CPU's bf16 units; no loss scaling needed (bf16 has fp32's range)
-        elif device.type != "cuda":
+        # bf16 autocast on a CPU's bf16 units, when asked for; no loss scaling needed (bf16 has fp32's range)
+        cpu_bf16 = device.type == "cpu" and precision == "bf16" and cpu_supports_bf16()
+        if device.type != "cuda" and not cpu_bf16:
             if precision in ("bf16", "fp16"):
                 self.note = (
                     f"{precision} autocast is used on CUDA (and bf16 on CPUs with bf16 units) only; "
