@@ -1,8 +1,8 @@
 # make run   — create .venv, install the course, run every notebook headless (quick profile)
 # make lint  — ruff check + ruff format --check over helpers, tests and benchmarks
 # make unit  — the unit tests only (no notebook executed, tests marked slow left to make test); the fast lane
-# make test  — create .venv if needed, run the unit tests, then nbval executes every notebook once (quick);
-#              tests/nbval_lane.py checks each run and reruns notebook 01 once for determinism
+# make test  — create .venv if needed, run all the tests, and nbval executes every notebook once (quick), on two
+#              workers (TEST_JOBS); tests/nbval_lane.py checks each run and reruns notebook 01 once for determinism
 # make full  — run every notebook in the full profile and publish outputs, results/ and the README table
 PYTHON ?= python3
 VENV   ?= .venv
@@ -35,8 +35,13 @@ lint: setup
 unit: setup
 	$(BIN)/python -m pytest tests -m "not notebooks and not slow" -p no:cacheprovider -q --durations=15
 
+# TEST_JOBS workers share the items, one notebook or one test module to a worker at a time (--dist loadscope keeps
+# a notebook's cells in order in one kernel); each worker's torch uses one thread, so two workers fill two cores.
+# Every notebook peaks under 3.5 GB, so memory is not the limit; TEST_JOBS=1 runs everything in one process.
+TEST_JOBS ?= 2
 test: setup
-	$(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-current-env \
+		-p no:cacheprovider -n $(TEST_JOBS) --dist loadscope
 
 full: setup
 	$(BIN)/python -m helpers.core.run --profile full --publish

@@ -363,6 +363,37 @@ def test_registry_builds_once_then_reuses_the_verified_folder(tiny_registry, tmp
     assert not list(folder.parent.glob(".*part"))  # no staging folder left behind
 
 
+def test_two_processes_asking_at_once_build_the_model_once(tiny_registry, monkeypatch):
+    """Parallel test workers (make test runs two) or two open notebooks may both find the model missing: the second
+    waits for the first build and takes its folder instead of building and swapping it under the first's reader."""
+    import threading
+
+    spec, builds = tiny_registry
+    started, release = threading.Event(), threading.Event()
+    slow_build = spec.build
+
+    def build(staging, inputs):
+        started.set()
+        release.wait(10)  # hold the first build open until the second caller is waiting
+        slow_build(staging, inputs)
+
+    monkeypatch.setitem(registry.MODELS, "tiny-e5", registry.ModelSpec(**{**spec.__dict__, "build": build}))
+    found = []
+    first = threading.Thread(target=lambda: found.append(registry.resolve_model("tiny-e5")))
+    first.start()
+    assert started.wait(10)
+    second = threading.Thread(target=lambda: found.append(registry.resolve_model("tiny-e5")))
+    second.start()
+    second.join(0.5)
+    assert second.is_alive()  # the second caller waits on the lock while the first builds
+    release.set()
+    first.join(30)
+    second.join(30)
+    assert len(found) == 2 and found[0] == found[1]
+    assert len(builds) == 1  # built once
+    assert registry.manifest_problem(spec, found[0]) is None
+
+
 @pytest.mark.parametrize("damage", ["truncate", "flip", "remove_manifest"])
 def test_registry_rebuilds_a_damaged_folder(tiny_registry, damage):
     spec, builds = tiny_registry

@@ -18,13 +18,19 @@ code from a folder or a package is ever run (``trust_remote_code=False``, explic
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
 
 from helpers.core.data import cache_dir
 from helpers.core.download import ChecksumError, atomic_folder, atomic_write_bytes, file_checksum
@@ -349,9 +355,34 @@ def _from_hub(spec: ModelSpec, online: bool) -> Path | None:
 # --------------------------------------------------------------------------- resolution
 
 
+@contextlib.contextmanager
+def _one_builder(target: Path) -> Iterator[None]:
+    """Hold an exclusive lock beside ``target`` while it is built, so that two processes (parallel test workers, two
+    notebooks open at once) build a model once: the second waits, then finds the folder ready. Without ``fcntl``
+    (Windows) there is no lock; :func:`atomic_folder` still keeps readers from half-written folders."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if fcntl is None:
+        yield
+        return
+    with open(target.parent / f".{target.name}.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def build_from_packages(spec: ModelSpec, target: Path | None = None) -> Path:
-    """Convert the installed offline packages into ``target`` (default: the course cache), atomically."""
+    """Convert the installed offline packages into ``target`` (default: the course cache), atomically; one process at
+    a time, and not again when another process finished the same folder while this one waited."""
     target = target or models_cache_dir() / spec.name
+    with _one_builder(target):
+        if target.is_dir() and manifest_problem(spec, target) is None:
+            return target
+        return _build_locked(spec, target)
+
+
+def _build_locked(spec: ModelSpec, target: Path) -> Path:
     inputs, missing = {}, []
     for key, item in spec.sources.items():
         try:
