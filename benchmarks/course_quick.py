@@ -4,13 +4,18 @@ Runs every notebook of ``notebooks/`` in the ``quick`` profile through the cours
 papermill, one fresh kernel per notebook, peak resident memory of the kernel and its children), in
 ``build/bench-course-quick/``; the notebooks' results go there too (``COURSE_RESULTS_DIR``), never into the
 committed ``results/``. Writes ``benchmarks/results/course_quick.json`` and the ``course_quick`` section of
-``benchmarks/results/SUMMARY.md``. Target on a 2-core CPU: under 10 minutes in total and under 4 GB peak memory.
-Run it on a quiet machine: it takes the whole course's quick run, and other jobs slow it down.
+``benchmarks/results/SUMMARY.md``. Target on a 2-core CPU: ``make run``'s course run (two notebooks at a time,
+``--jobs 2``, one torch thread each) under 10 minutes elapsed, and every notebook's kernel under 4 GB. The sum of the
+notebooks' times (one after another) is reported beside it. Run it on a quiet machine: other jobs slow it down.
+
+    python -m benchmarks.course_quick [--jobs N]   # N notebooks at a time (default 2, as make run)
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
 import shutil
 import sys
 
@@ -45,15 +50,21 @@ def _cache_sentence(warm: list[str] | None) -> str:
 
 def summary_markdown(report: dict) -> str:
     total_min, peak = report["total_wall_time_s"] / 60, report["peak_rss_mb"]
+    jobs = report.get("jobs", 1)
+    elapsed_min = report.get("elapsed_s", report["total_wall_time_s"]) / 60
     verdict = "meets" if report["meets_target"] else "misses"
+    two_largest = sum(sorted((nb["peak_rss_mb"] for nb in report["notebooks"]), reverse=True)[:jobs])
     lines = [
         "## The whole course, quick profile (`python -m benchmarks.course_quick`)",
         "",
         machine_line(report["machine"], threads=False),
         f"Load average at the end: {'/'.join(f'{x:.2f}' for x in report['load_average_end']) or 'unknown'}.",
         "",
-        f"Total **{total_min:.1f} min** (target < {TARGET_MINUTES}), peak memory of one notebook's kernel "
-        f"**{peak:.0f} MB** (target < {TARGET_PEAK_MB}): the run {verdict} the target. "
+        f"**{elapsed_min:.1f} min** elapsed with {jobs} notebook{'s' if jobs > 1 else ''} at a time (target < "
+        f"{TARGET_MINUTES}); the notebooks' times add up to {total_min:.1f} min (one after another). Peak memory of "
+        f"one notebook's kernel **{peak:.0f} MB** (target < {TARGET_PEAK_MB})"
+        + (f"; {jobs} at once need at most {two_largest:.0f} MB (the {jobs} largest peaks added)" if jobs > 1 else "")
+        + f": the run {verdict} the target. "
         f"{report['notebooks_ok']} of {len(report['notebooks'])} notebooks ran green.",
         "",
         _cache_sentence(report.get("warm_caches")),
@@ -68,18 +79,23 @@ def summary_markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Wall time and peak memory of the whole course in quick.")
+    parser.add_argument("--jobs", type=int, default=2, help="notebooks at a time (default 2, as make run)")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")  # as make run: one torch thread per notebook
     out = REPO_ROOT / "build" / "bench-course-quick"
     shutil.rmtree(out, ignore_errors=True)
     info = machine()
     warm = warm_caches()
-    code = run_course(["--profile", "quick", "--out", str(out)])
+    code = run_course(["--profile", "quick", "--out", str(out), "--jobs", str(args.jobs)])
     summary_path = out / "summary.json"
     if not summary_path.exists():
         print(f"error: the runner wrote no {summary_path}; see the logs in {out}", file=sys.stderr)
         return code or 1
     summary = json.loads(summary_path.read_text(encoding="utf-8"))
     total_s, peak = summary["total_wall_time_s"], summary["peak_rss_mb"]
+    elapsed_s = summary.get("elapsed_s", total_s)
     notebooks = [
         {k: nb[k] for k in ("notebook", "status", "wall_time_s", "peak_rss_mb")} for nb in summary["notebooks"]
     ]
@@ -87,10 +103,12 @@ def main() -> int:
         "machine": info,
         "warm_caches": warm,
         "load_average_end": load_average(),
+        "jobs": args.jobs,
+        "elapsed_s": elapsed_s,
         "total_wall_time_s": total_s,
         "peak_rss_mb": peak,
         "target": {"total_minutes": TARGET_MINUTES, "peak_rss_mb": TARGET_PEAK_MB},
-        "meets_target": code == 0 and total_s / 60 < TARGET_MINUTES and peak < TARGET_PEAK_MB,
+        "meets_target": code == 0 and elapsed_s / 60 < TARGET_MINUTES and peak < TARGET_PEAK_MB,
         "notebooks_ok": sum(nb["status"] == "ok" for nb in notebooks),
         "notebooks": notebooks,
     }

@@ -122,3 +122,53 @@ def test_stopping_a_run_takes_the_kernel_down_too(tmp_path):
     assert papermill.wait(timeout=10) is not None
     kernel_gone = not kernel.is_running() or kernel.status() == psutil.STATUS_ZOMBIE
     assert kernel_gone, "the kernel outlived the stopped run"
+
+
+def test_jobs_runs_notebooks_side_by_side_and_keeps_their_order(tmp_path, monkeypatch):
+    """--jobs 2: two notebooks whose cells overlap in time; the summary lists them in notebook order and its elapsed
+    time is shorter than the sum of the notebooks' times."""
+    books = tmp_path / "notebooks"
+    books.mkdir()
+    stamps = tmp_path / "stamps"
+    stamps.mkdir()
+    for name in ("01_a", "02_b"):
+        _notebook(
+            books / f"{name}.ipynb",
+            f"import time, pathlib\nt0 = time.time()\ntime.sleep(4)\n"
+            f"pathlib.Path({str(stamps / name)!r}).write_text(f'{{t0}} {{time.time()}}')",
+        )
+    monkeypatch.setattr(run, "NOTEBOOK_DIR", books)
+    out = tmp_path / "out"
+    assert run.main(["--profile", "quick", "--out", str(out), "--jobs", "2"]) == 0
+    (a0, a1), (b0, b1) = ([float(x) for x in (stamps / n).read_text().split()] for n in ("01_a", "02_b"))
+    assert a0 < b1 and b0 < a1, "the two notebooks did not run at the same time"
+    summary = json.loads((out / "summary.json").read_text())
+    assert [nb["notebook"] for nb in summary["notebooks"]] == ["01_a", "02_b"] and summary["jobs"] == 2
+    assert summary["elapsed_s"] < summary["total_wall_time_s"]
+    assert "2 notebooks at a time" in (out / "summary.md").read_text()
+
+
+def test_jobs_must_be_positive(capsys):
+    import pytest
+
+    with pytest.raises(SystemExit):
+        run.main(["--jobs", "0"])
+    assert "--jobs must be at least 1" in capsys.readouterr().err
+
+
+def test_an_interrupted_parallel_run_stops_every_running_notebook():
+    """Ctrl-C or SIGTERM while two notebooks run: both process trees stop, not only the one in the main thread."""
+    import subprocess
+    import sys
+
+    procs = [subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"]) for _ in range(2)]
+    with run._LIVE_LOCK:
+        run._LIVE.update(procs)
+    try:
+        run.stop_all_running()
+        assert all(p.wait(timeout=15) is not None for p in procs)
+    finally:
+        with run._LIVE_LOCK:
+            run._LIVE.difference_update(procs)
+        for p in procs:
+            p.kill()

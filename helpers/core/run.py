@@ -1,17 +1,19 @@
 """Run the course's notebooks headless with papermill and summarise the run.
 
-    python -m helpers.core.run [--profile quick|full] [--only 02 05] [--out DIR] [--publish]
+    python -m helpers.core.run [--profile quick|full] [--only 02 05] [--out DIR] [--jobs N] [--publish]
 
 Each notebook runs in its own process (so one failure never stops the others, and its peak memory can be
-measured); the executed copies, ``summary.md`` and ``summary.json`` land in ``--out`` (never the repository root
-or a folder with committed files, such as ``notebooks/`` or ``results/``: refused with exit code 2). The exit code
-is 1 when any notebook failed. ``--publish`` (``full`` profile only) copies the executed notebooks back into
-``notebooks/``, their results into ``results/`` and regenerates the README results table.
+measured), ``--jobs N`` of them at a time; the executed copies, ``summary.md`` and ``summary.json`` land in
+``--out`` (never the repository root or a folder with committed files, such as ``notebooks/`` or ``results/``:
+refused with exit code 2). The exit code is 1 when any notebook failed. ``--publish`` (``full`` profile only) copies
+the executed notebooks back into ``notebooks/``, their results into ``results/`` and regenerates the README results
+table.
 """
 
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import contextlib
 import json
 import os
@@ -90,6 +92,18 @@ def stop_process_tree(process: subprocess.Popen, grace_s: float = 10.0) -> None:
             proc.kill()
 
 
+_LIVE: set[subprocess.Popen] = set()  # papermill processes running now (several with --jobs)
+_LIVE_LOCK = threading.Lock()
+
+
+def stop_all_running() -> None:
+    """Stop every notebook still running (and its kernel): the runner was interrupted or terminated."""
+    with _LIVE_LOCK:
+        running = list(_LIVE)
+    for process in running:
+        stop_process_tree(process)
+
+
 def _terminated(signum, frame) -> None:
     """SIGTERM → SystemExit in the main thread, so ``run_notebook`` can stop its notebook before the runner ends."""
     raise SystemExit(128 + signum)
@@ -140,6 +154,8 @@ def run_notebook(path: Path, out_dir: Path, profile: str, timeout_s: int | None 
     stop, peak = threading.Event(), [0.0]
     with open(log, "w", encoding="utf-8") as log_file:
         process = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, env=env, cwd=REPO_ROOT)
+        with _LIVE_LOCK:
+            _LIVE.add(process)
         watcher = threading.Thread(target=_peak_rss, args=(process, stop, peak), daemon=True)
         watcher.start()
         try:
@@ -148,6 +164,8 @@ def run_notebook(path: Path, out_dir: Path, profile: str, timeout_s: int | None 
             stop_process_tree(process)
             raise
         finally:
+            with _LIVE_LOCK:
+                _LIVE.discard(process)
             stop.set()
             watcher.join()
     wall = time.perf_counter() - start
@@ -164,13 +182,19 @@ def run_notebook(path: Path, out_dir: Path, profile: str, timeout_s: int | None 
     return NotebookRun(path.stem, "failed" if code else "ok", round(wall, 1), round(peak[0] / 2**20, 1), metrics, error)
 
 
-def write_summary(runs: list[NotebookRun], out_dir: Path, profile: str) -> None:
-    """``summary.json`` and ``summary.md`` of a run."""
+def write_summary(
+    runs: list[NotebookRun], out_dir: Path, profile: str, jobs: int = 1, elapsed_s: float | None = None
+) -> None:
+    """``summary.json`` and ``summary.md`` of a run. ``total_wall_time_s`` is the sum of the notebooks' times (what
+    one after another takes); ``elapsed_s`` is the clock time of the whole run, shorter with ``jobs`` > 1."""
     total = sum(r.wall_time_s for r in runs)
+    elapsed = total if elapsed_s is None else elapsed_s
     payload = {
         "profile": profile,
         "hardware": hardware_summary(),
+        "jobs": jobs,
         "total_wall_time_s": round(total, 1),
+        "elapsed_s": round(elapsed, 1),
         "peak_rss_mb": max((r.peak_rss_mb for r in runs), default=0.0),
         "notebooks": [asdict(r) for r in runs],
     }
@@ -178,7 +202,8 @@ def write_summary(runs: list[NotebookRun], out_dir: Path, profile: str) -> None:
     lines = [
         f"# Course run: profile `{profile}`",
         "",
-        f"Machine: {payload['hardware']}. Total wall time {total / 60:.1f} min.",
+        f"Machine: {payload['hardware']}. Total wall time {total / 60:.1f} min"
+        + (f" of notebook time, {elapsed / 60:.1f} min elapsed with {jobs} notebooks at a time." if jobs > 1 else "."),
         "",
         "| notebook | status | wall time (s) | peak memory (MB) | headline metrics | error |",
         "|---|---|---|---|---|---|",
@@ -404,12 +429,57 @@ def check_out_dir(out: Path) -> str:
     return ""
 
 
+def run_all(paths: list[Path], out_dir: Path, profile: str, timeout_s: int | None, jobs: int = 1) -> list[NotebookRun]:
+    """Run ``paths`` in order, ``jobs`` at a time; the summary is rewritten after each notebook, in notebook order.
+
+    Interrupted (Ctrl-C, SIGTERM), every running notebook is stopped with its kernel before the exception goes on."""
+    start, done = time.perf_counter(), {}
+
+    def one(path: Path) -> NotebookRun:
+        print(f"▶ {path.name} ({profile}) …", flush=True)
+        run = run_notebook(path, out_dir, profile, timeout_s)
+        print(
+            f"  {path.stem}: {run.status} in {run.wall_time_s:.0f} s, peak {run.peak_rss_mb:.0f} MB "
+            f"{run.metrics or ''} {run.error}",
+            flush=True,
+        )
+        return run
+
+    def record(path: Path, run: NotebookRun) -> None:
+        done[path] = run
+        finished = [done[p] for p in paths if p in done]
+        write_summary(finished, out_dir, profile, jobs, time.perf_counter() - start)
+
+    if jobs == 1:
+        for path in paths:
+            record(path, one(path))
+    else:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
+            futures = {pool.submit(one, path): path for path in paths}
+            try:
+                for future in concurrent.futures.as_completed(futures):
+                    record(futures[future], future.result())
+            except BaseException:
+                for future in futures:
+                    future.cancel()  # the ones not started yet
+                stop_all_running()
+                raise
+    return [done[p] for p in paths]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run the course notebooks headless with papermill.")
     parser.add_argument("--profile", choices=("quick", "full"), default="quick")
     parser.add_argument("--only", nargs="+", metavar="NN", help="notebook number prefixes to run, e.g. --only 02 05")
     parser.add_argument("--out", type=Path, help="output folder (default build/run-<profile>)")
     parser.add_argument("--timeout", type=int, default=None, help="per-cell timeout in seconds")
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="notebooks run at the same time (each in its own kernel); 2 suits a 2-core machine when the notebooks use "
+        "one torch thread each (OMP_NUM_THREADS=1, as make run sets). Default 1",
+    )
     parser.add_argument(
         "--publish", action="store_true", help="full profile: copy outputs and results into the repository"
     )
@@ -421,17 +491,10 @@ def main(argv: list[str] | None = None) -> int:
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
+    if args.jobs < 1:
+        parser.error(f"--jobs must be at least 1, got {args.jobs}")
     signal.signal(signal.SIGTERM, _terminated)
-    runs = []
-    for path in discover(args.only):
-        print(f"▶ {path.name} ({args.profile}) …", flush=True)
-        run = run_notebook(path, out_dir, args.profile, args.timeout)
-        print(
-            f"  {run.status} in {run.wall_time_s:.0f} s, peak {run.peak_rss_mb:.0f} MB {run.metrics or ''} {run.error}",
-            flush=True,
-        )
-        runs.append(run)
-        write_summary(runs, out_dir, args.profile)
+    runs = run_all(discover(args.only), out_dir, args.profile, args.timeout, args.jobs)
     if args.publish:
         publish(runs, out_dir)
     failed = [r.notebook for r in runs if r.status != "ok"]
