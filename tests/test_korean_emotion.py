@@ -217,26 +217,37 @@ def test_two_stage_tfidf_fold_runs_in_process(ko_frame):
 # --------------------------------------------------------------------------- the CLI
 
 
-def test_tiny_roberta_fold_runs_in_process(tmp_path, ko_frame):
+def _tiny_roberta(ko_frame, **settings):
+    """A small WordPiece tokenizer and the FoldConfig of a tiny RoBERTa on 120 training sentences of fold 0 of 3."""
     from helpers.text.subword import train_subword_tokenizer
 
     tok = train_subword_tokenizer(ko_frame["text"].iloc[::50].tolist(), "wordpiece", vocab_size=300)
-    cfg = ke.FoldConfig(
-        model="roberta",
-        init="random",
-        loss="weighted",
-        fold=0,
-        n_folds=3,
-        limit=120,
-        epochs=1,
-        hidden=32,
-        layers=1,
-        heads=2,
-    )
+    tiny = dict(model="roberta", init="random", fold=0, n_folds=3, limit=120, epochs=1, hidden=32, layers=1, heads=2)
+    return tok, ke.FoldConfig(**{**tiny, **settings})
+
+
+def test_tiny_roberta_fold_runs_in_process(tmp_path, ko_frame):
+    tok, cfg = _tiny_roberta(ko_frame, loss="weighted")
     result = ke.run_fold(cfg, frame=ko_frame, tokenizer=tok, progress=False)
     assert result["sizes"] == {"train": 120, "validation": 40, "test": 40}
     assert result["test_probs"].shape == (40, 7) and np.allclose(result["test_probs"].sum(axis=1), 1.0, atol=1e-5)
     assert len(result["history"]["7way"].train_loss) == 1
+
+
+def test_run_fold_trains_with_the_loop_it_is_given(ko_frame):
+    """Notebook 06 passes the fine-tuning loop of its own cell: each stage must train with it, with the fold's
+    data and settings, and its history must be what the fold reports."""
+    tok, cfg = _tiny_roberta(ko_frame, scheme="two-stage", seed=7)
+    calls = []
+
+    def my_finetune(model, tokenizer, texts, labels, *args, **kwargs):
+        calls.append((len(texts), sorted(set(np.asarray(labels).tolist())), kwargs["seed"]))
+        return ke.finetune(model, tokenizer, texts, labels, *args, **kwargs)
+
+    result = ke.run_fold(cfg, frame=ko_frame, tokenizer=tok, progress=False, finetune_fn=my_finetune)
+    n_rest = int((ke.fold_frames(ko_frame, 0, 3, 7, 120)["train"]["label_id"] != ke.NEUTRAL_ID).sum())
+    assert calls == [(120, [0, 1], 7), (n_rest, list(range(6)), 7)]  # stage 1: neutral or not; stage 2: six emotions
+    assert set(result["history"]) == {"stage1", "stage2"}
 
 
 @pytest.mark.slow  # a fold trained in a subprocess: 23 s under load; make test only

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -127,16 +127,10 @@ def to_rest_ids(labels: Sequence[int], neutral_id: int = NEUTRAL_ID) -> np.ndarr
 # --------------------------------------------------------------------------- metrics
 
 
-# The older key names of the fold metrics, kept beside the canonical ones (helpers.core.metrics.FOLD_METRICS) only
-# until notebook 07 reads macro_f1 / micro_f1 (06 does); then delete LEGACY_KEYS and the aliasing below.
-LEGACY_KEYS = {"f1_micro": "micro_f1", "f1_macro": "macro_f1", "f1_weighted": "weighted_f1"}
-
-
 def fold_metrics(y_true: Sequence[int], y_pred: Sequence[int], num_classes: int = NUM_CLASSES) -> dict[str, float]:
-    """:func:`helpers.core.metrics.fold_metrics` for this task's 7 classes (plus the transitional
-    :data:`LEGACY_KEYS` aliases)."""
-    m = _fold_metrics(y_true, y_pred, num_classes)
-    return {**m, **{old: m[new] for old, new in LEGACY_KEYS.items()}}
+    """:func:`helpers.core.metrics.fold_metrics` for this task's 7 classes (the keys of
+    :data:`helpers.core.metrics.FOLD_METRICS`)."""
+    return _fold_metrics(y_true, y_pred, num_classes)
 
 
 _FEATURES: dict[tuple, tuple] = {}  # TF-IDF matrices of recent folds: (key) -> (train, validation, test)
@@ -282,7 +276,7 @@ def pretrain_mlm(
 
     device = device or torch.device("cpu")
     model.to(device).train()
-    ids = _encode(tokenizer, texts, max_length)
+    ids = tokenizer(list(texts), truncation=True, max_length=max_length, return_token_type_ids=False)["input_ids"]
     sampler = BucketBatchSampler([len(x) for x in ids], batch_size, shuffle=True, seed=seed)
     collate = DataCollatorForLanguageModeling(tokenizer, mlm_probability=mlm_probability)
     optimizer = torch.optim.AdamW(weight_decay_groups(model, weight_decay), lr=lr)
@@ -481,10 +475,12 @@ def _train_predict(
     tokenizer,
     device,
     progress: bool,
+    finetune_fn: Callable | None = None,
 ):
     """Train one model (one stage) on ``train`` with ``labels``; return probabilities on each of ``predict_on``.
 
-    For ``tfidf``, ``train`` and ``predict_on`` are feature matrices."""
+    For ``tfidf``, ``train`` and ``predict_on`` are feature matrices. ``finetune_fn`` (default :func:`finetune`)
+    trains a transformer: notebook 06 passes the loop defined in its own cell."""
     if cfg.model == "tfidf":
         model = fit_quietly(
             logreg(cfg.seed, class_weight="balanced" if cfg.loss == "weighted" else None), train, labels
@@ -493,7 +489,7 @@ def _train_predict(
     texts = train["text"].tolist()
     arch = {"hidden": cfg.hidden, "layers": cfg.layers, "heads": cfg.heads}
     model, tok = make_classifier(cfg.init, num_labels, tokenizer, arch, cfg.seed, cfg.max_length)
-    history = finetune(
+    history = (finetune_fn or finetune)(
         model,
         tok,
         texts,
@@ -518,8 +514,12 @@ def run_fold(
     tokenizer=None,
     device: torch.device | None = None,
     progress: bool = True,
+    finetune_fn: Callable | None = None,
 ) -> dict:
     """Train ``cfg`` on one fold; score it on the fold's validation part and on the held-out test split.
+
+    ``finetune_fn`` replaces :func:`finetune` (same arguments) for the transformer models: notebook 06 passes the
+    fine-tuning loop of its own cell, so a student's edit there is what runs.
 
     Returns ``{"config", "sizes", "validation": metrics, "test": metrics, "seconds", "val_probs", "test_probs",
     "val_labels", "test_labels", "history"}`` (the arrays and the history are for the notebook; the CLI writes
@@ -542,16 +542,16 @@ def run_fold(
     histories = {}
     if cfg.scheme == "7way":
         (val_probs, test_probs), histories["7way"] = _train_predict(
-            cfg, train, y, NUM_CLASSES, evals, tokenizer, device, progress
+            cfg, train, y, NUM_CLASSES, evals, tokenizer, device, progress, finetune_fn
         )
         val_pred, test_pred = val_probs.argmax(1), test_probs.argmax(1)
     else:
         (v1, t1), histories["stage1"] = _train_predict(
-            cfg, train, (y == NEUTRAL_ID).astype(int), 2, evals, tokenizer, device, progress
+            cfg, train, (y == NEUTRAL_ID).astype(int), 2, evals, tokenizer, device, progress, finetune_fn
         )
         rest = train[y != NEUTRAL_ID]
         (v2, t2), histories["stage2"] = _train_predict(
-            cfg, rest, to_rest_ids(y[y != NEUTRAL_ID]), NUM_CLASSES - 1, evals, tokenizer, device, progress
+            cfg, rest, to_rest_ids(y[y != NEUTRAL_ID]), NUM_CLASSES - 1, evals, tokenizer, device, progress, finetune_fn
         )
         val_probs, val_pred = combine_two_stage(v1[:, 1], v2)
         test_probs, test_pred = combine_two_stage(t1[:, 1], t2)
