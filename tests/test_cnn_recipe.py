@@ -125,6 +125,7 @@ def test_train_audio_uses_only_the_public_recipe():
 
 
 LESSON_CODE = {  # notebook -> (the helper its @save cells mirror, the definitions it must teach that way)
+    "06_korean_roberta_kfold": ({"helpers/text/korean_emotion.py"}, {"pretrain_mlm", "finetune"}),
     "09_wav2vec2_speech_emotion": (
         {"helpers/audio/wav2vec.py", "helpers/audio/whisper_features.py"},
         {"train_wav2vec2", "LayerWeightedHead", "train_layer_head"},
@@ -146,5 +147,5 @@ def test_the_notebook_teaches_the_code_it_runs(stem):
     shown = set().union(*(definitions(_parse_cell(source)) for _, source in saved))
     assert shown >= lesson, f"{stem}'s @save cells lack {sorted(lesson - shown)}"
     for source in _code_cells(notebook):
-        used = set(re.findall(r"\b(?:fu|wf|w2v)\.(\w+)", source))
+        used = set(re.findall(r"\b(?:fu|wf|w2v|ke)\.(\w+)", source))
         assert not used & lesson, f"{stem} calls the helper's {sorted(used & lesson)} instead of its own cells"
