@@ -172,3 +172,48 @@ def test_an_interrupted_parallel_run_stops_every_running_notebook():
             run._LIVE.difference_update(procs)
         for p in procs:
             p.kill()
+
+
+def test_ctrl_c_during_a_parallel_run_stops_the_running_kernels_and_starts_no_more(tmp_path):
+    """Two notebooks running, a third waiting: Ctrl-C stops both kernels and the third never starts."""
+    import os
+    import signal
+    import threading
+    import time
+
+    import psutil
+    import pytest
+
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    paths = []
+    for name in ("01_a", "02_b", "03_c"):
+        path = tmp_path / f"{name}.ipynb"
+        _notebook(
+            path,
+            f"import os, pathlib, time\npathlib.Path({str(pids / name)!r}).write_text(str(os.getpid()))\n"
+            "time.sleep(300)",
+        )
+        paths.append(path)
+
+    def interrupt_when_both_run():
+        for _ in range(600):
+            if len(list(pids.iterdir())) >= 2:
+                break
+            time.sleep(0.1)
+        os.kill(os.getpid(), signal.SIGINT)  # what Ctrl-C sends (interrupt_main would not wake a blocked wait)
+
+    threading.Thread(target=interrupt_when_both_run, daemon=True).start()
+    start = time.perf_counter()
+    with pytest.raises(KeyboardInterrupt):
+        run.run_all(paths, tmp_path / "out", "quick", None, jobs=2)
+    assert time.perf_counter() - start < 120
+    assert sorted(p.name for p in pids.iterdir()) == ["01_a", "02_b"]  # the third never started
+
+    def gone(pid: int) -> bool:
+        try:
+            return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return True
+
+    assert all(gone(int(p.read_text())) for p in pids.iterdir()), "a kernel outlived Ctrl-C"

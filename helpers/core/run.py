@@ -433,9 +433,11 @@ def run_all(paths: list[Path], out_dir: Path, profile: str, timeout_s: int | Non
     """Run ``paths`` in order, ``jobs`` at a time; the summary is rewritten after each notebook, in notebook order.
 
     Interrupted (Ctrl-C, SIGTERM), every running notebook is stopped with its kernel before the exception goes on."""
-    start, done = time.perf_counter(), {}
+    start, done, stopping = time.perf_counter(), {}, threading.Event()
 
     def one(path: Path) -> NotebookRun:
+        if stopping.is_set():  # the run was interrupted while this notebook waited for a free slot
+            return NotebookRun(path.stem, "failed", 0.0, 0.0, error="not run: the run was stopped")
         print(f"▶ {path.name} ({profile}) …", flush=True)
         run = run_notebook(path, out_dir, profile, timeout_s)
         print(
@@ -460,9 +462,11 @@ def run_all(paths: list[Path], out_dir: Path, profile: str, timeout_s: int | Non
                 for future in concurrent.futures.as_completed(futures):
                     record(futures[future], future.result())
             except BaseException:
-                for future in futures:
-                    future.cancel()  # the ones not started yet
-                stop_all_running()
+                stopping.set()
+                pool.shutdown(wait=False, cancel_futures=True)  # the ones not started yet
+                while not all(future.done() for future in futures):  # and any that started meanwhile
+                    stop_all_running()
+                    time.sleep(0.2)
                 raise
     return [done[p] for p in paths]
 
