@@ -18,7 +18,15 @@ ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
 SAVE_MARK = re.compile(r"^#\s*@save\s+(\S+)")
 NB08 = NOTEBOOKS / "08_speech_mfcc_cnn.ipynb"
-NB08_RECIPE = {"speaker_splits", "speech_dataset", "train_speech_cnn", "predict_speech"}
+NB08_RECIPE = {
+    "speaker_splits",
+    "speech_dataset",
+    "new_speech_cnn",
+    "speech_optimizer",
+    "speech_schedule",
+    "train_speech_cnn",
+    "predict_speech",
+}
 
 
 def _code_cells(notebook: Path) -> list[str]:
@@ -122,6 +130,14 @@ def test_train_audio_uses_only_the_public_recipe():
     from helpers.audio import cnn_recipe
 
     assert all(not name.startswith("_") and name in cnn_recipe.__all__ for name in imported), imported
+    # and builds nothing of the recipe itself: the model, optimizer and schedule come from the notebook's builders
+    called = {
+        node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+    }
+    assert not called & {"SpeechCNN", "AdamW", "OneCycleLR"}, sorted(called & {"SpeechCNN", "AdamW", "OneCycleLR"})
+    assert {"new_speech_cnn", "speech_optimizer", "speech_schedule"} <= set(imported)
 
 
 LESSON_CODE = {  # notebook -> (the helper its @save cells mirror, the definitions it must teach that way)

@@ -7,10 +7,13 @@
 - :func:`load_speech_features`: the clean log-mel features and the noisy copies used for augmentation, through
   the feature cache of :func:`helpers.audio.features.extract_features` (the same cache files as notebook 08).
 - :func:`speech_dataset`: the :class:`helpers.audio.cnn.FeatureDataset` of some clips (augmented for training).
+- :func:`new_speech_cnn`, :func:`speech_optimizer`, :func:`speech_schedule`: the model, AdamW and the one-cycle
+  schedule of the recipe (``python -m helpers.cli.train_audio`` builds its run from the same three).
 - :func:`train_speech_cnn`, :func:`predict_speech`, :func:`embed_speech`: one fold's training run (AdamW,
   one-cycle, label smoothing, best validation loss restored), its logits, and the pooled penultimate features.
 
-**One copy.** ``speaker_splits``, ``speech_dataset``, ``train_speech_cnn`` and ``predict_speech`` are the code that
+**One copy.** ``speaker_splits``, ``speech_dataset``, the model/optimizer/schedule builders, ``train_speech_cnn`` and
+``predict_speech`` are the code that
 notebook 08 teaches: its cells marked ``# @save helpers/audio/cnn_recipe.py`` define them, and
 ``tests/test_cnn_recipe.py`` checks that the definitions here are the same (compared as syntax trees, so only
 comments may differ). Change both together. Pass ``seed + fold`` as ``seed`` to :func:`train_speech_cnn` to
@@ -226,6 +229,24 @@ def speech_dataset(
     )
 
 
+def new_speech_cnn(recipe: SpeechCNNRecipe, seed: int) -> SpeechCNN:
+    """A fresh :class:`SpeechCNN` of the recipe, its weights drawn after ``seed_everything(seed)``, in the
+    channels-last memory layout (faster convolutions on a CPU)."""
+    seed_everything(seed)
+    model = SpeechCNN(in_channels=1, num_classes=recipe.num_classes, widths=recipe.widths, dropout=recipe.dropout)
+    return model.to(memory_format=torch.channels_last)
+
+
+def speech_optimizer(model: torch.nn.Module, recipe: SpeechCNNRecipe) -> torch.optim.AdamW:
+    """AdamW at the recipe's peak learning rate and weight decay."""
+    return torch.optim.AdamW(model.parameters(), lr=recipe.learning_rate, weight_decay=recipe.weight_decay)
+
+
+def speech_schedule(optimizer, recipe: SpeechCNNRecipe, total_steps: int) -> torch.optim.lr_scheduler.OneCycleLR:
+    """The one-cycle schedule: up to ``recipe.learning_rate`` and down again over ``total_steps`` batches."""
+    return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=recipe.learning_rate, total_steps=total_steps)
+
+
 def train_speech_cnn(
     features,
     labels,
@@ -250,17 +271,13 @@ def train_speech_cnn(
     val_set = speech_dataset(features, labels, val_i, recipe)
     if labels.min() < 0 or labels.max() >= recipe.num_classes:
         raise SpeechSetupError(f"labels must lie in [0, {recipe.num_classes}), got {labels.min()}..{labels.max()}")
-    seed_everything(seed)
-    model = SpeechCNN(in_channels=1, num_classes=recipe.num_classes, widths=recipe.widths, dropout=recipe.dropout)
-    model = model.to(memory_format=torch.channels_last)  # faster convolutions on a CPU
+    model = new_speech_cnn(recipe, seed)
     train_loader = DataLoader(
         train_set, batch_size=recipe.batch_size, shuffle=True, generator=torch.Generator().manual_seed(seed)
     )
     val_loader = DataLoader(val_set, batch_size=64)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.learning_rate, weight_decay=recipe.weight_decay)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=recipe.learning_rate, total_steps=recipe.epochs * len(train_loader)
-    )
+    optimizer = speech_optimizer(model, recipe)
+    scheduler = speech_schedule(optimizer, recipe, total_steps=recipe.epochs * len(train_loader))
     start = time.perf_counter()
     history = fit(
         model,
@@ -306,6 +323,9 @@ __all__ = [
     "load_speech_features",
     "speaker_splits",
     "speech_dataset",
+    "new_speech_cnn",
+    "speech_optimizer",
+    "speech_schedule",
     "train_speech_cnn",
     "predict_speech",
     "embed_speech",

@@ -23,11 +23,18 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import torch
 from torch.utils.data import default_collate
 
-from helpers.audio.cnn import SpeechCNN, save_speech_cnn
-from helpers.audio.cnn_recipe import SpeechCNNRecipe, load_speech_features, speaker_splits, speech_dataset
+from helpers.audio.cnn import save_speech_cnn
+from helpers.audio.cnn_recipe import (
+    SpeechCNNRecipe,
+    load_speech_features,
+    new_speech_cnn,
+    speaker_splits,
+    speech_dataset,
+    speech_optimizer,
+    speech_schedule,
+)
 from helpers.cli.script_loop import (
     TrainingError,
     TrainingJob,
@@ -38,7 +45,7 @@ from helpers.cli.script_loop import (
 )
 from helpers.core.data import RAVDESS_LABELS, load_ravdess, subsample
 from helpers.core.distributed import barrier
-from helpers.core.env import REPO_ROOT, seed_everything
+from helpers.core.env import REPO_ROOT
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -139,16 +146,14 @@ def build_audio_job(args: argparse.Namespace, ctx) -> "TrainingJob":
     labels = features.frame.label.to_numpy()
     train_set = speech_dataset(features, labels, positions(train_i), recipe, train=True, seed=run_seed)
     val_set, test_set = (speech_dataset(features, labels, positions(i), recipe) for i in (val_i, test_i))
-    seed_everything(run_seed)
-    model = SpeechCNN(in_channels=1, num_classes=recipe.num_classes, widths=recipe.widths, dropout=recipe.dropout)
-    model = model.to(memory_format=torch.channels_last)  # faster convolutions on a CPU
+    model = new_speech_cnn(recipe, run_seed)  # the notebook's model, optimizer and schedule (cnn_recipe)
     steps = recipe.epochs * math.ceil(len(train_set) / recipe.batch_size)
 
     def make_optimizer(m):
-        return torch.optim.AdamW(m.parameters(), lr=recipe.learning_rate, weight_decay=recipe.weight_decay)
+        return speech_optimizer(m, recipe)
 
     def make_scheduler(optimizer):
-        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=recipe.learning_rate, total_steps=steps)
+        return speech_schedule(optimizer, recipe, steps)
 
     test_actors = sorted(data.actor.iloc[test_i].unique().tolist())
     config = {
