@@ -203,10 +203,16 @@ def test_ctrl_c_during_a_parallel_run_stops_the_running_kernels_and_starts_no_mo
             time.sleep(0.1)
         os.kill(os.getpid(), signal.SIGINT)  # what Ctrl-C sends (interrupt_main would not wake a blocked wait)
 
+    # Python's own Ctrl-C handler for this test: a shell starts background jobs with SIGINT ignored (seen when the
+    # test lane ran as `.ci/run &`), and then the signal would never arrive
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     threading.Thread(target=interrupt_when_both_run, daemon=True).start()
     start = time.perf_counter()
-    with pytest.raises(KeyboardInterrupt):
-        run.run_all(paths, tmp_path / "out", "quick", None, jobs=2)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run.run_all(paths, tmp_path / "out", "quick", None, jobs=2)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert time.perf_counter() - start < 120
     assert sorted(p.name for p in pids.iterdir()) == ["01_a", "02_b"]  # the third never started
 
