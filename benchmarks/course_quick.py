@@ -53,7 +53,7 @@ def summary_markdown(report: dict) -> str:
     jobs = report.get("jobs", 1)
     elapsed_min = report.get("elapsed_s", report["total_wall_time_s"]) / 60
     verdict = "meets" if report["meets_target"] else "misses"
-    two_largest = sum(sorted((nb["peak_rss_mb"] for nb in report["notebooks"]), reverse=True)[:jobs])
+    at_once_mb = sum(sorted((nb["peak_rss_mb"] for nb in report["notebooks"]), reverse=True)[:jobs])
     lines = [
         "## The whole course, quick profile (`python -m benchmarks.course_quick`)",
         "",
@@ -63,7 +63,7 @@ def summary_markdown(report: dict) -> str:
         f"**{elapsed_min:.1f} min** elapsed with {jobs} notebook{'s' if jobs > 1 else ''} at a time (target < "
         f"{TARGET_MINUTES}); the notebooks' times add up to {total_min:.1f} min (one after another). Peak memory of "
         f"one notebook's kernel **{peak:.0f} MB** (target < {TARGET_PEAK_MB})"
-        + (f"; {jobs} at once need at most {two_largest:.0f} MB (the {jobs} largest peaks added)" if jobs > 1 else "")
+        + (f"; {jobs} at once need at most {at_once_mb:.0f} MB (the {jobs} largest peaks added)" if jobs > 1 else "")
         + f": the run {verdict} the target. "
         f"{report['notebooks_ok']} of {len(report['notebooks'])} notebooks ran green.",
         "",

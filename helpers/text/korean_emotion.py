@@ -216,7 +216,8 @@ def mlm_loss(model, batch: dict) -> tuple[torch.Tensor, int]:
     return F.cross_entropy(head(hidden[where]).float(), labels[where]), n
 
 
-def _encode(tokenizer, texts: Sequence[str], max_length: int) -> list[list[int]]:
+def encode_ids(tokenizer, texts: Sequence[str], max_length: int) -> list[list[int]]:
+    """Token ids of ``texts``, truncated to ``max_length`` (no padding: batches are padded when they are built)."""
     return tokenizer(list(texts), truncation=True, max_length=max_length, return_token_type_ids=False)["input_ids"]
 
 
@@ -234,7 +235,7 @@ def mlm_eval_loss(
     from transformers import DataCollatorForLanguageModeling
 
     collate = DataCollatorForLanguageModeling(tokenizer, mlm_probability=mlm_probability)
-    ids = _encode(tokenizer, texts, max_length)
+    ids = encode_ids(tokenizer, texts, max_length)
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
@@ -276,7 +277,7 @@ def pretrain_mlm(
 
     device = device or torch.device("cpu")
     model.to(device).train()
-    ids = tokenizer(list(texts), truncation=True, max_length=max_length, return_token_type_ids=False)["input_ids"]
+    ids = encode_ids(tokenizer, texts, max_length)
     sampler = BucketBatchSampler([len(x) for x in ids], batch_size, shuffle=True, seed=seed)
     collate = DataCollatorForLanguageModeling(tokenizer, mlm_probability=mlm_probability)
     optimizer = torch.optim.AdamW(weight_decay_groups(model, weight_decay), lr=lr)
@@ -593,6 +594,7 @@ __all__ = [
     "small_roberta_config",
     "mlm_texts",
     "mlm_loss",
+    "encode_ids",
     "mlm_eval_loss",
     "pretrain_mlm",
     "quiet_transformers",
