@@ -89,3 +89,60 @@ def test_korean_subword_tokenizer_loads_a_saved_one(tmp_path):
     subword.save_tokenizer(tok, tmp_path / "saved")
     loaded = subword.korean_subword_tokenizer(folder=tmp_path / "saved")
     assert loaded.get_vocab() == tok.get_vocab()
+
+
+def _shuffled_ids(tok, seed=0):
+    """A copy of a trained WordPiece tokenizer with its non-special pieces under other ids (what another run of
+    the trainer gives: huggingface/tokenizers#1794)."""
+    import json
+    import random
+
+    from tokenizers import Tokenizer
+
+    state = json.loads(tok.backend_tokenizer.to_str())
+    vocab = state["model"]["vocab"]
+    specials = {t.content for t in tok.backend_tokenizer.get_added_tokens_decoder().values()}
+    pieces = [t for t in vocab if t not in specials]
+    ids = [vocab[t] for t in pieces]
+    random.Random(seed).shuffle(ids)
+    state["model"]["vocab"] = {**{t: vocab[t] for t in specials}, **dict(zip(pieces, ids))}
+    return Tokenizer.from_str(json.dumps(state))
+
+
+@pytest.mark.parametrize("retrain", [False, True])
+def test_wordpiece_ids_do_not_depend_on_the_run(retrain):
+    # the trainer numbers '##' pieces in hash-map order; five trainings in one process differ without the fix
+    if retrain:
+        base = subword.offline_base_tokenizer()
+        vocabs = [subword.retrain_tokenizer(base, CORPUS, vocab_size=200).get_vocab() for _ in range(5)]
+    else:
+        vocabs = [
+            subword.train_subword_tokenizer(CORPUS, "wordpiece", 80, min_frequency=1).get_vocab() for _ in range(5)
+        ]
+    assert all(v == vocabs[0] for v in vocabs)
+
+
+def test_repeatable_wordpiece_is_an_ordinary_wordpiece():
+    tok = subword.train_subword_tokenizer(CORPUS, "wordpiece", vocab_size=80, min_frequency=1)
+    assert subword.has_run_independent_ids(tok) and not subword.has_run_independent_ids(_shuffled_ids(tok))
+    # the '##' pieces handed to the trainer are vocabulary entries again, not special or added tokens
+    assert tok.all_special_tokens == ["[UNK]", "[SEP]", "[PAD]", "[CLS]", "[MASK]"]
+    assert tok.get_added_vocab() == {t: i for i, t in enumerate(subword.SPECIAL_TOKENS)}
+    assert "##가" in tok.get_vocab() and tok.tokenize("##가") == tok.tokenize("# # 가")
+    assert tok.decode(tok("영화가 재밌는")["input_ids"], skip_special_tokens=True) == "영화가 재밌는"
+    assert len(tok) == 80
+    base = subword.offline_base_tokenizer()
+    new = subword.retrain_tokenizer(base, CORPUS, vocab_size=200)
+    assert type(new) is type(base) and new.all_special_tokens == base.all_special_tokens
+    assert set(new.get_added_vocab()) == set(base.all_special_tokens) and subword.has_run_independent_ids(new)
+
+
+def test_an_old_saved_tokenizer_is_used_as_saved_with_a_warning(tmp_path):
+    from transformers import PreTrainedTokenizerFast
+
+    tok = subword.train_subword_tokenizer(CORPUS, "wordpiece", vocab_size=80, min_frequency=1)
+    old = PreTrainedTokenizerFast(tokenizer_object=_shuffled_ids(tok), unk_token="[UNK]", pad_token="[PAD]")
+    subword.save_tokenizer(old, tmp_path / "old")
+    with pytest.warns(UserWarning, match="older course version"):
+        loaded = subword.korean_subword_tokenizer(folder=tmp_path / "old")
+    assert loaded.get_vocab() == old.get_vocab() != tok.get_vocab()  # a model trained with it needs these ids

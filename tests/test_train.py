@@ -39,6 +39,14 @@ def test_fit_learns_and_records_history():
     assert history.train_loss[-1] < history.train_loss[0]
     assert evaluate(model, val, torch.device("cpu"))["accuracy"] > 0.95
     assert list(history.as_frame().columns)[:2] == ["train_loss", "val_loss"]
+    # the learning curve: one loss per optimiser step (12 batches of 180 examples per epoch), and each epoch's
+    # training loss is the example-weighted mean of its steps (the last batch holds 180 - 11 * 16 = 4 examples)
+    assert len(history.step_loss) == 5 * 12
+    weights = [16] * 11 + [4]
+    for epoch in range(5):
+        steps = history.step_loss[12 * epoch : 12 * (epoch + 1)]
+        assert abs(sum(w * s for w, s in zip(weights, steps)) / 180 - history.train_loss[epoch]) < 1e-5
+    assert type(history).from_state(history.state_dict()).step_loss == history.step_loss  # kept by checkpoints
 
 
 def test_early_stopping_restores_best_weights():

@@ -89,6 +89,7 @@ class History:
     stopped_early: bool = False
     best_validation: dict | None = None  # validation metrics of the best epoch (loss, accuracy, macro_f1, ...)
     resumed_at: list[int] = field(default_factory=list)  # epochs a resumed run continued after
+    step_loss: list[float] = field(default_factory=list)  # training loss of every optimiser step (the learning curve)
 
     def as_frame(self) -> pd.DataFrame:
         rows = {k: getattr(self, k) for k in _PER_EPOCH if getattr(self, k)}
@@ -392,6 +393,7 @@ def fit(
                 # DDP averages the ranks' gradients: scaled so, that average is the gradient of the global batch's mean
                 scale = len(labels) * ctx.world_size / global_size
             loss_value = loss.item()
+            history.step_loss.append(loss_value)  # this process's batch under DDP
             if not ctx.is_distributed and not math.isfinite(loss_value):  # under DDP: checked on the epoch's sums
                 raise _not_finite(loss_value, epoch, checkpoint_dir)
             amp.step(loss * scale if scale != 1.0 else loss, optimizer, train_model.parameters(), clip_grad_norm)

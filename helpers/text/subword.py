@@ -6,6 +6,9 @@ Notebook 04 teaches these; notebooks 06 and 07 reuse the trained Korean tokenize
 
 from __future__ import annotations
 
+import json
+import tempfile
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
@@ -78,9 +81,7 @@ def train_subword_tokenizer(
         )
     elif kind == "wordpiece":
         model = models.WordPiece(unk_token="[UNK]")
-        trainer = trainers.WordPieceTrainer(
-            vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=specials, show_progress=show_progress
-        )
+        inner = []  # filled below, once the normaliser and pre-tokeniser are set
     else:
         model = models.Unigram()
         trainer = trainers.UnigramTrainer(
@@ -98,7 +99,17 @@ def train_subword_tokenizer(
     else:
         tok.pre_tokenizer = pre_tokenizers.Metaspace()
         tok.decoder = decoders.Metaspace()
+    if kind == "wordpiece":
+        inner = _inner_pieces(tok, texts)
+        trainer = trainers.WordPieceTrainer(
+            vocab_size=vocab_size,
+            min_frequency=min_frequency,
+            special_tokens=specials + inner,
+            show_progress=show_progress,
+        )
     tok.train_from_iterator(texts, trainer=trainer)
+    if kind == "wordpiece":  # the '##' pieces as ordinary vocabulary entries again (see _inner_pieces)
+        tok = Tokenizer.from_str(json.dumps(_drop_added(json.loads(tok.to_str()), inner)))
     cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", cls), ("[SEP]", sep)]
@@ -175,24 +186,85 @@ def korean_training_corpus(seed: int = 42, limit: int | None = None) -> list[str
 
 def retrain_tokenizer(base, texts: Sequence[str], vocab_size: int = 4096):
     """``base.train_new_from_iterator``: the same pipeline (normaliser, pre-tokeniser, special tokens) as the
-    pretrained fast tokenizer ``base``, with a new vocabulary learnt from ``texts``."""
+    pretrained fast tokenizer ``base``, with a new vocabulary learnt from ``texts``.
+
+    For a WordPiece ``base`` the one-letter ``##`` pieces go to the trainer up front so that the result is the same
+    on every run (:func:`_inner_pieces`)."""
+    from transformers import AutoTokenizer
+
     texts = _check_texts(texts)
     if not getattr(base, "is_fast", False):
         raise TypeError("train_new_from_iterator needs a fast (Rust) tokenizer")
-    return base.train_new_from_iterator(iterate_batches(texts), vocab_size)
+    backend = base.backend_tokenizer
+    if json.loads(backend.to_str())["model"]["type"] != "WordPiece":
+        return base.train_new_from_iterator(iterate_batches(texts), vocab_size)
+    inner = _inner_pieces(backend, texts)
+    trained = base.train_new_from_iterator(iterate_batches(texts), vocab_size, new_special_tokens=inner)
+    with tempfile.TemporaryDirectory() as tmp:  # the '##' pieces as ordinary vocabulary entries again
+        trained.save_pretrained(tmp)
+        state = json.loads(Path(tmp, "tokenizer.json").read_text(encoding="utf-8"))
+        Path(tmp, "tokenizer.json").write_text(json.dumps(_drop_added(state, inner)), encoding="utf-8")
+        config = json.loads(Path(tmp, "tokenizer_config.json").read_text(encoding="utf-8"))
+        config.pop("extra_special_tokens", None)
+        Path(tmp, "tokenizer_config.json").write_text(json.dumps(config), encoding="utf-8")
+        return load_pretrained(AutoTokenizer, tmp, local_files_only=True)
+
+
+def _inner_pieces(backend, texts: Sequence[str], prefix: str = "##") -> list[str]:
+    """Every one-letter continuation piece (``##`` + a letter inside a word) the WordPiece trainer makes, sorted.
+
+    The 🤗 ``tokenizers`` trainer makes these pieces while it walks a hash map of the words, so their ids, and with
+    them which of two equally frequent pairs it merges first, change from run to run (huggingface/tokenizers#1794):
+    the same corpus gave 269 of 4,096 pieces other ids, and on small corpora other pieces. Handing them to the
+    trainer up front, in this order, makes training repeatable; :func:`_drop_added` then turns them back into
+    ordinary pieces.
+    """
+    normalize = backend.normalizer.normalize_str if backend.normalizer is not None else (lambda text: text)
+    split = backend.pre_tokenizer.pre_tokenize_str if backend.pre_tokenizer is not None else (lambda t: [(t, None)])
+    inner: set[str] = set()
+    for text in texts:
+        for word, _ in split(normalize(text)):
+            inner.update(word[1:])
+    return [prefix + letter for letter in sorted(inner)]
+
+
+def _drop_added(state: dict, pieces: Sequence[str]) -> dict:
+    """``state`` (a ``tokenizer.json``) with ``pieces`` no longer added tokens, only vocabulary entries."""
+    drop = set(pieces)
+    state = dict(state)
+    state["added_tokens"] = [t for t in state["added_tokens"] if t["content"] not in drop]
+    return state
+
+
+def has_run_independent_ids(tokenizer) -> bool:
+    """Whether a WordPiece tokenizer numbers its one-letter ``##`` pieces in sorted order, as every tokenizer this
+    module trains does; one trained before the course fixed the order (or by a bare trainer) almost never does."""
+    vocab = tokenizer.get_vocab()
+    inner = sorted((idx, piece) for piece, idx in vocab.items() if piece.startswith("##") and len(piece) == 3)
+    return [piece for _, piece in inner] == sorted(piece for _, piece in inner)
 
 
 def korean_subword_tokenizer(vocab_size: int = 4096, seed: int = 42, folder: Path | None = None):
     """The course's Korean tokenizer (notebook 04): the offline BERT WordPiece tokenizer retrained on Korean text.
 
     Loaded from ``models/tokenizers/ko-wordpiece-<vocab_size>`` when notebook 04 saved it; trained (about
-    half a minute) and saved there otherwise.
+    half a minute) and saved there otherwise. A folder saved before the course made training repeatable
+    (:func:`_inner_pieces`) is used as it is, since models trained with it need its ids, with a warning that
+    its results will differ a little from the published ones.
     """
     from transformers import AutoTokenizer
 
     folder = Path(folder or TOKENIZER_DIR / f"ko-wordpiece-{vocab_size}")
     if (folder / "tokenizer.json").exists():
-        return load_pretrained(AutoTokenizer, folder)
+        tokenizer = load_pretrained(AutoTokenizer, folder)
+        if not has_run_independent_ids(tokenizer):
+            warnings.warn(
+                f"{folder} numbers its pieces in the run-dependent order of an older course version, so models "
+                "trained with it differ slightly from the published results; move the folder away to retrain it "
+                "(about half a minute)",
+                stacklevel=2,
+            )
+        return tokenizer
     tokenizer = retrain_tokenizer(offline_base_tokenizer(), korean_training_corpus(seed), vocab_size)
     save_tokenizer(tokenizer, folder)
     return tokenizer
