@@ -38,7 +38,8 @@ unit: setup
 	$(BIN)/python -m pytest tests -m "not notebooks and not slow" -p no:cacheprovider -q --durations=15
 
 # TEST_JOBS workers share the items, one notebook or one test module to a worker at a time (--dist loadscope keeps
-# a notebook's cells in order in one kernel); each worker's torch uses one thread, so two workers fill two cores.
+# a notebook's cells in order in one kernel, tests/xdist_order.py hands out the long notebooks first); each
+# worker's torch uses one thread, so two workers fill two cores.
 # Every notebook peaks under 3.5 GB, so memory is not the limit; TEST_JOBS=1 runs everything in one process.
 TEST_JOBS ?= 2
 test: setup
