@@ -3,6 +3,7 @@
 import json
 
 import nbformat
+import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
 from helpers.core import run
@@ -47,7 +48,6 @@ def test_only_selects_by_prefix(tmp_path):
 
 
 def test_publish_requires_full_profile(capsys):
-    import pytest
 
     with pytest.raises(SystemExit):
         run.main(["--profile", "quick", "--publish"])
@@ -149,7 +149,6 @@ def test_jobs_runs_notebooks_side_by_side_and_keeps_their_order(tmp_path, monkey
 
 
 def test_jobs_must_be_positive(capsys):
-    import pytest
 
     with pytest.raises(SystemExit):
         run.main(["--jobs", "0"])
@@ -174,15 +173,15 @@ def test_an_interrupted_parallel_run_stops_every_running_notebook():
             p.kill()
 
 
-def test_ctrl_c_during_a_parallel_run_stops_the_running_kernels_and_starts_no_more(tmp_path):
-    """Two notebooks running, a third waiting: Ctrl-C stops both kernels and the third never starts."""
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_ctrl_c_during_a_run_stops_the_running_kernels_and_starts_no_more(tmp_path, jobs):
+    """``jobs`` notebooks running, the others waiting: Ctrl-C stops every running kernel and starts no other one."""
     import os
     import signal
     import threading
     import time
 
     import psutil
-    import pytest
 
     pids = tmp_path / "pids"
     pids.mkdir()
@@ -196,9 +195,9 @@ def test_ctrl_c_during_a_parallel_run_stops_the_running_kernels_and_starts_no_mo
         )
         paths.append(path)
 
-    def interrupt_when_both_run():
+    def interrupt_when_all_run():
         for _ in range(600):
-            if len(list(pids.iterdir())) >= 2:
+            if len(list(pids.iterdir())) >= jobs:
                 break
             time.sleep(0.1)
         os.kill(os.getpid(), signal.SIGINT)  # what Ctrl-C sends (interrupt_main would not wake a blocked wait)
@@ -206,15 +205,15 @@ def test_ctrl_c_during_a_parallel_run_stops_the_running_kernels_and_starts_no_mo
     # Python's own Ctrl-C handler for this test: a shell starts background jobs with SIGINT ignored (seen when the
     # test lane ran as `.ci/run &`), and then the signal would never arrive
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    threading.Thread(target=interrupt_when_both_run, daemon=True).start()
+    threading.Thread(target=interrupt_when_all_run, daemon=True).start()
     start = time.perf_counter()
     try:
         with pytest.raises(KeyboardInterrupt):
-            run.run_all(paths, tmp_path / "out", "quick", None, jobs=2)
+            run.run_all(paths, tmp_path / "out", "quick", None, jobs=jobs)
     finally:
         signal.signal(signal.SIGINT, previous)
     assert time.perf_counter() - start < 120
-    assert sorted(p.name for p in pids.iterdir()) == ["01_a", "02_b"]  # the third never started
+    assert sorted(p.name for p in pids.iterdir()) == ["01_a", "02_b"][:jobs]  # no waiting one started
 
     def gone(pid: int) -> bool:
         try:

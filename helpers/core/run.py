@@ -452,22 +452,18 @@ def run_all(paths: list[Path], out_dir: Path, profile: str, timeout_s: int | Non
         finished = [done[p] for p in paths if p in done]
         write_summary(finished, out_dir, profile, jobs, time.perf_counter() - start)
 
-    if jobs == 1:
-        for path in paths:
-            record(path, one(path))
-    else:
-        with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
-            futures = {pool.submit(one, path): path for path in paths}
-            try:
-                for future in concurrent.futures.as_completed(futures):
-                    record(futures[future], future.result())
-            except BaseException:
-                stopping.set()
-                pool.shutdown(wait=False, cancel_futures=True)  # the ones not started yet
-                while not all(future.done() for future in futures):  # and any that started meanwhile
-                    stop_all_running()
-                    time.sleep(0.2)
-                raise
+    with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:  # jobs=1: one after another, the same path
+        futures = {pool.submit(one, path): path for path in paths}
+        try:
+            for future in concurrent.futures.as_completed(futures):
+                record(futures[future], future.result())
+        except BaseException:
+            stopping.set()
+            pool.shutdown(wait=False, cancel_futures=True)  # the ones not started yet
+            while not all(future.done() for future in futures):  # and any that started meanwhile
+                stop_all_running()
+                time.sleep(0.2)
+            raise
     return [done[p] for p in paths]
 
 
