@@ -248,7 +248,7 @@ def korean_subword_tokenizer(vocab_size: int = 4096, seed: int = 42, folder: Pat
     """The course's Korean tokenizer (notebook 04): the offline BERT WordPiece tokenizer retrained on Korean text.
 
     Loaded from ``models/tokenizers/ko-wordpiece-<vocab_size>`` when notebook 04 saved it; trained (about
-    half a minute) and saved there otherwise. A folder saved before the course made training repeatable
+    a minute) and saved there otherwise. A folder saved before the course made training repeatable
     (:func:`_inner_pieces`) is used as it is, since models trained with it need its ids, with a warning that
     its results will differ a little from the published ones.
     """
@@ -261,7 +261,7 @@ def korean_subword_tokenizer(vocab_size: int = 4096, seed: int = 42, folder: Pat
             warnings.warn(
                 f"{folder} numbers its pieces in the run-dependent order of an older course version, so models "
                 "trained with it differ slightly from the published results; move the folder away to retrain it "
-                "(about half a minute)",
+                "(about a minute)",
                 stacklevel=2,
             )
         return tokenizer
