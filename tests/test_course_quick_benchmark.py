@@ -27,7 +27,16 @@ def _report(**extra):
     }
 
 
-def test_parallel_report_gives_elapsed_sum_and_the_memory_of_two_at_once():
+def test_parallel_report_gives_elapsed_sum_and_the_memory_of_the_notebooks_together():
+    text = summary_markdown(
+        _report(jobs=2, elapsed_s=420.0, meets_target=True, peak_total_rss_mb=3900.4, memory_budget_mb=4000.0)
+    )
+    assert "**7.0 min** elapsed with 2 notebooks at a time" in text
+    assert "used at most **3900 MB** together (sampled, budget 4000 MB)" in text
+    assert "meets the target" in text
+
+
+def test_a_parallel_report_from_before_the_sampling_gives_the_bound():
     text = summary_markdown(_report(jobs=2, elapsed_s=420.0, meets_target=True))
     assert "**7.0 min** elapsed with 2 notebooks at a time" in text
     assert "add up to 12.0 min" in text

@@ -146,6 +146,8 @@ def test_jobs_runs_notebooks_side_by_side_and_keeps_their_order(tmp_path, monkey
     assert [nb["notebook"] for nb in summary["notebooks"]] == ["01_a", "02_b"] and summary["jobs"] == 2
     assert summary["elapsed_s"] < summary["total_wall_time_s"]
     assert "2 notebooks at a time" in (out / "summary.md").read_text()
+    # the two kernels' memory added up, sampled while both ran: more than either alone
+    assert summary["peak_total_rss_mb"] > max(nb["peak_rss_mb"] for nb in summary["notebooks"])
 
 
 def test_jobs_must_be_positive(capsys):
@@ -222,3 +224,62 @@ def test_ctrl_c_during_a_run_stops_the_running_kernels_and_starts_no_more(tmp_pa
             return True
 
     assert all(gone(int(p.read_text())) for p in pids.iterdir()), "a kernel outlived Ctrl-C"
+
+
+def _fake_runs(monkeypatch, seconds=0.4):
+    """run_notebook replaced by a sleep that records when each notebook ran."""
+    import threading
+    import time
+
+    spans, lock = {}, threading.Lock()
+
+    def fake(path, out_dir, profile, timeout_s=None):
+        t0 = time.perf_counter()
+        time.sleep(seconds)
+        with lock:
+            spans[path.stem] = (t0, time.perf_counter())
+        return run.NotebookRun(path.stem, "ok", seconds, 1.0)
+
+    monkeypatch.setattr(run, "run_notebook", fake)
+    return spans
+
+
+def _overlap(a, b):
+    return a[0] < b[1] and b[0] < a[1]
+
+
+def test_a_memory_budget_keeps_large_notebooks_apart(tmp_path, monkeypatch):
+    spans = _fake_runs(monkeypatch)
+    paths = [tmp_path / f"{n}.ipynb" for n in ("01_big", "02_large", "03_small", "04_unknown", "05_small")]
+    peaks = {"01_big": 3000, "02_large": 2000, "03_small": 500, "05_small": 400}
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out2").mkdir()
+    runs = run.run_all(paths, tmp_path / "out", "quick", None, jobs=2, memory_mb=4000, expected_mb=peaks)
+    assert [r.notebook for r in runs] == [p.stem for p in paths]  # results in notebook order
+    assert not _overlap(spans["01_big"], spans["02_large"])  # 3000 + 2000 > 4000
+    assert _overlap(spans["01_big"], spans["03_small"])  # 3000 + 500 fits: the small one goes ahead of 02
+    assert not any(_overlap(spans["04_unknown"], spans[n]) for n in peaks)  # no estimate: alone
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["memory_budget_mb"] == 4000 and "peak_total_rss_mb" in summary
+    # without a budget, two at a time whatever their size
+    spans.clear()
+    run.run_all(paths[:2], tmp_path / "out2", "quick", None, jobs=2)
+    assert _overlap(spans["01_big"], spans["02_large"])
+
+
+def test_expected_peaks_come_from_the_benchmark_report(tmp_path):
+    report = tmp_path / "course_quick.json"
+    report.write_text(json.dumps({"notebooks": [{"notebook": "03_x", "peak_rss_mb": 3283.6}]}))
+    assert run.expected_peaks_mb("quick", report) == {"03_x": 3283.6}
+    assert run.expected_peaks_mb("full", report) == {}  # measured in quick only
+    report.write_text("{not json")
+    assert run.expected_peaks_mb("quick", report) == {}  # then every notebook runs alone
+    assert run.expected_peaks_mb("quick", tmp_path / "missing.json") == {}
+    committed = run.expected_peaks_mb("quick")
+    assert set(committed) == {p.stem for p in run.discover()}, "benchmarks/results/course_quick.json is out of date"
+
+
+def test_memory_budget_must_be_positive(capsys):
+    with pytest.raises(SystemExit):
+        run.main(["--memory-mb", "0"])
+    assert "--memory-mb must be positive" in capsys.readouterr().err

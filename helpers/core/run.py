@@ -58,19 +58,44 @@ def discover(only: list[str] | None = None, folder: Path | None = None) -> list[
     return books
 
 
+def _tree_rss(pid: int) -> int:
+    """Resident memory of process ``pid`` and all its children (papermill and its kernel), in bytes; 0 once gone."""
+    try:
+        root = psutil.Process(pid)
+        return sum(p.memory_info().rss for p in [root, *root.children(recursive=True)])
+    except psutil.Error:
+        return 0
+
+
 def _peak_rss(process: subprocess.Popen, stop: threading.Event, peak: list[float]) -> None:
     """Poll the resident memory of ``process`` and all its children (the kernel) until ``stop``."""
-    try:
-        root = psutil.Process(process.pid)
-    except psutil.NoSuchProcess:
-        return
     while not stop.is_set():
-        try:
-            rss = sum(p.memory_info().rss for p in [root, *root.children(recursive=True)])
-            peak[0] = max(peak[0], rss)
-        except psutil.Error:
-            pass
+        peak[0] = max(peak[0], _tree_rss(process.pid))
         stop.wait(0.25)
+
+
+def _peak_total_rss(stop: threading.Event, peak: list[float]) -> None:
+    """Poll the memory of every notebook running now, added up (what ``--jobs`` > 1 asks of the machine)."""
+    while not stop.is_set():
+        with _LIVE_LOCK:
+            running = [process.pid for process in _LIVE]
+        peak[0] = max(peak[0], sum(_tree_rss(pid) for pid in running))
+        stop.wait(0.25)
+
+
+#: Each notebook's peak memory in the quick profile, as the last ``python -m benchmarks.course_quick`` measured it
+PEAKS_FILE = REPO_ROOT / "benchmarks" / "results" / "course_quick.json"
+
+
+def expected_peaks_mb(profile: str, peaks_file: Path = PEAKS_FILE) -> dict[str, float]:
+    """``{notebook: peak MB}`` for ``--memory-mb``: the benchmark's measurements in quick; nothing known in full."""
+    if profile != "quick" or not peaks_file.is_file():
+        return {}
+    try:
+        report = json.loads(peaks_file.read_text(encoding="utf-8"))
+        return {str(nb["notebook"]): float(nb["peak_rss_mb"]) for nb in report["notebooks"]}
+    except (ValueError, KeyError, TypeError):
+        return {}
 
 
 def stop_process_tree(process: subprocess.Popen, grace_s: float = 10.0) -> None:
@@ -183,10 +208,16 @@ def run_notebook(path: Path, out_dir: Path, profile: str, timeout_s: int | None 
 
 
 def write_summary(
-    runs: list[NotebookRun], out_dir: Path, profile: str, jobs: int = 1, elapsed_s: float | None = None
+    runs: list[NotebookRun],
+    out_dir: Path,
+    profile: str,
+    jobs: int = 1,
+    elapsed_s: float | None = None,
+    memory: dict | None = None,
 ) -> None:
     """``summary.json`` and ``summary.md`` of a run. ``total_wall_time_s`` is the sum of the notebooks' times (what
-    one after another takes); ``elapsed_s`` is the clock time of the whole run, shorter with ``jobs`` > 1."""
+    one after another takes); ``elapsed_s`` is the clock time of the whole run, shorter with ``jobs`` > 1;
+    ``memory`` holds ``memory_budget_mb`` and ``peak_total_rss_mb`` (the running notebooks' memory added up)."""
     total = sum(r.wall_time_s for r in runs)
     elapsed = total if elapsed_s is None else elapsed_s
     payload = {
@@ -196,6 +227,7 @@ def write_summary(
         "total_wall_time_s": round(total, 1),
         "elapsed_s": round(elapsed, 1),
         "peak_rss_mb": max((r.peak_rss_mb for r in runs), default=0.0),
+        **(memory or {}),
         "notebooks": [asdict(r) for r in runs],
     }
     (out_dir / "summary.json").write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
@@ -203,7 +235,13 @@ def write_summary(
         f"# Course run: profile `{profile}`",
         "",
         f"Machine: {payload['hardware']}. Total wall time {total / 60:.1f} min"
-        + (f" of notebook time, {elapsed / 60:.1f} min elapsed with {jobs} notebooks at a time." if jobs > 1 else "."),
+        + (f" of notebook time, {elapsed / 60:.1f} min elapsed with {jobs} notebooks at a time." if jobs > 1 else ".")
+        + (
+            f" Running notebooks together used at most {payload['peak_total_rss_mb']:.0f} MB"
+            + (f" (budget {payload['memory_budget_mb']:.0f} MB)." if payload.get("memory_budget_mb") else ".")
+            if payload.get("peak_total_rss_mb")
+            else ""
+        ),
         "",
         "| notebook | status | wall time (s) | peak memory (MB) | headline metrics | error |",
         "|---|---|---|---|---|---|",
@@ -429,11 +467,26 @@ def check_out_dir(out: Path) -> str:
     return ""
 
 
-def run_all(paths: list[Path], out_dir: Path, profile: str, timeout_s: int | None, jobs: int = 1) -> list[NotebookRun]:
-    """Run ``paths`` in order, ``jobs`` at a time; the summary is rewritten after each notebook, in notebook order.
+def run_all(
+    paths: list[Path],
+    out_dir: Path,
+    profile: str,
+    timeout_s: int | None,
+    jobs: int = 1,
+    memory_mb: float | None = None,
+    expected_mb: dict[str, float] | None = None,
+) -> list[NotebookRun]:
+    """Run ``paths``, at most ``jobs`` at a time; the summary is rewritten after each notebook, in notebook order.
 
-    Interrupted (Ctrl-C, SIGTERM), every running notebook is stopped with its kernel before the exception goes on."""
+    With ``memory_mb``, a notebook starts beside others only when their expected peaks and its own (``expected_mb``,
+    by notebook name) add up to at most ``memory_mb``; otherwise the next one in order that fits starts, or it waits.
+    A notebook with no estimate, or one over the budget, runs alone. Interrupted (Ctrl-C, SIGTERM), every running
+    notebook is stopped with its kernel and no waiting one starts."""
     start, done, stopping = time.perf_counter(), {}, threading.Event()
+    expected = expected_mb or {}
+    sampling, peak_total = threading.Event(), [0.0]
+    sampler = threading.Thread(target=_peak_total_rss, args=(sampling, peak_total), daemon=True)
+    sampler.start()
 
     def one(path: Path) -> NotebookRun:
         if stopping.is_set():  # the run was interrupted while this notebook waited for a free slot
@@ -450,20 +503,38 @@ def run_all(paths: list[Path], out_dir: Path, profile: str, timeout_s: int | Non
     def record(path: Path, run: NotebookRun) -> None:
         done[path] = run
         finished = [done[p] for p in paths if p in done]
-        write_summary(finished, out_dir, profile, jobs, time.perf_counter() - start)
+        memory = {"memory_budget_mb": memory_mb, "peak_total_rss_mb": round(peak_total[0] / 2**20, 1)}
+        write_summary(finished, out_dir, profile, jobs, time.perf_counter() - start, memory)
 
+    def fits(path: Path, running: list[Path]) -> bool:
+        if memory_mb is None or not running:
+            return True
+        need = [expected.get(p.stem, memory_mb) for p in [*running, path]]
+        return sum(need) <= memory_mb
+
+    pending: list[Path] = list(paths)
+    running: dict[concurrent.futures.Future, Path] = {}
     with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:  # jobs=1: one after another, the same path
-        futures = {pool.submit(one, path): path for path in paths}
         try:
-            for future in concurrent.futures.as_completed(futures):
-                record(futures[future], future.result())
+            while pending or running:
+                while len(running) < jobs:
+                    nxt = next((p for p in pending if fits(p, list(running.values()))), None)
+                    if nxt is None:
+                        break
+                    pending.remove(nxt)
+                    running[pool.submit(one, nxt)] = nxt
+                finished, _ = concurrent.futures.wait(running, return_when=concurrent.futures.FIRST_COMPLETED)
+                for future in finished:
+                    record(running.pop(future), future.result())
         except BaseException:
             stopping.set()
-            pool.shutdown(wait=False, cancel_futures=True)  # the ones not started yet
-            while not all(future.done() for future in futures):  # and any that started meanwhile
+            pool.shutdown(wait=False, cancel_futures=True)
+            while not all(future.done() for future in running):  # every started notebook, with its kernel
                 stop_all_running()
                 time.sleep(0.2)
             raise
+        finally:
+            sampling.set()
     return [done[p] for p in paths]
 
 
@@ -481,6 +552,14 @@ def main(argv: list[str] | None = None) -> int:
         "one torch thread each (OMP_NUM_THREADS=1, as make run sets). Default 1",
     )
     parser.add_argument(
+        "--memory-mb",
+        type=float,
+        default=None,
+        help="with --jobs > 1: start a notebook beside others only while their peaks and its own, as the last "
+        "benchmarks.course_quick measured them, add up to at most this many MB (quick profile; in full every "
+        "notebook then runs alone). make run uses 4000. Default: no limit",
+    )
+    parser.add_argument(
         "--publish", action="store_true", help="full profile: copy outputs and results into the repository"
     )
     args = parser.parse_args(argv)
@@ -494,7 +573,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.jobs < 1:
         parser.error(f"--jobs must be at least 1, got {args.jobs}")
     signal.signal(signal.SIGTERM, _terminated)
-    runs = run_all(discover(args.only), out_dir, args.profile, args.timeout, args.jobs)
+    if args.memory_mb is not None and args.memory_mb <= 0:
+        parser.error(f"--memory-mb must be positive, got {args.memory_mb}")
+    expected = expected_peaks_mb(args.profile) if args.memory_mb is not None else None
+    runs = run_all(discover(args.only), out_dir, args.profile, args.timeout, args.jobs, args.memory_mb, expected)
     if args.publish:
         publish(runs, out_dir)
     failed = [r.notebook for r in runs if r.status != "ok"]
