@@ -3,6 +3,7 @@
 import subprocess
 import sys
 
+import pytest
 from xdist_order import LongFirstQueue, priority, pytest_xdist_make_scheduler, scope_of
 
 from helpers.core.env import REPO_ROOT
@@ -42,6 +43,7 @@ def test_long_scopes_are_taken_first():
     assert priority("tests/test_metrics.py", 5) > priority("tests/test_metrics.py", 50)
 
 
+@pytest.mark.slow  # starts two pytest workers (about 25 s): make test, not make unit
 def test_make_tests_lane_uses_it(tmp_path):
     # two workers, --dist loadscope as in the Makefile: xdist names the scheduler it uses and the tests pass
     cmd = [sys.executable, "-m", "pytest", "-n", "2", "--dist", "loadscope", "-v", "-p", "no:cacheprovider"]
