@@ -146,3 +146,15 @@ def test_an_old_saved_tokenizer_is_used_as_saved_with_a_warning(tmp_path):
     with pytest.warns(UserWarning, match="older course version"):
         loaded = subword.korean_subword_tokenizer(folder=tmp_path / "old")
     assert loaded.get_vocab() == old.get_vocab() != tok.get_vocab()  # a model trained with it needs these ids
+
+
+def test_two_saves_of_one_tokenizer_are_the_same_bytes(tmp_path):
+    # the Rust tokenizer remembers the padding of its last call; the saved file must not
+    base = subword.offline_base_tokenizer()
+    fresh, used = (subword.retrain_tokenizer(base, CORPUS, vocab_size=200) for _ in range(2))
+    used(["영화가 재밌다", "a"], padding=True, truncation=True, max_length=8)
+    a, b = subword.save_tokenizer(fresh, tmp_path / "a"), subword.save_tokenizer(used, tmp_path / "b")
+    assert sorted(p.name for p in a.iterdir()) == sorted(p.name for p in b.iterdir())
+    assert all((a / f.name).read_bytes() == f.read_bytes() for f in b.iterdir())
+    again = subword.korean_subword_tokenizer(folder=a)
+    assert again("영화가 재밌다")["input_ids"] == fresh("영화가 재밌다")["input_ids"]

@@ -271,9 +271,17 @@ def korean_subword_tokenizer(vocab_size: int = 4096, seed: int = 42, folder: Pat
 
 
 def save_tokenizer(tokenizer, folder: str | Path) -> Path:
-    """``save_pretrained`` into ``folder`` atomically (a reader never sees a half-written tokenizer)."""
+    """``save_pretrained`` into ``folder`` atomically (a reader never sees a half-written tokenizer).
+
+    ``tokenizer.json`` keeps no padding or truncation: the Rust tokenizer remembers those of its last call, which
+    would make two saves of the same tokenizer differ (``transformers`` sets them again on every call anyway)."""
     with atomic_folder(folder) as staging:
         tokenizer.save_pretrained(str(staging))
+        state_file = Path(staging) / "tokenizer.json"
+        if state_file.is_file():
+            state = json.loads(state_file.read_text(encoding="utf-8"))
+            state["padding"] = state["truncation"] = None
+            state_file.write_text(json.dumps(state, ensure_ascii=False, indent=2), encoding="utf-8")
     return Path(folder)
 
 
