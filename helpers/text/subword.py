@@ -215,7 +215,7 @@ def _inner_pieces(backend, texts: Sequence[str], prefix: str = "##") -> list[str
 
     The 🤗 ``tokenizers`` trainer makes these pieces while it walks a hash map of the words, so their ids, and with
     them which of two equally frequent pairs it merges first, change from run to run (huggingface/tokenizers#1794):
-    the same corpus gave 269 of 4,096 pieces other ids, and on small corpora other pieces. Handing them to the
+    the same corpus gave about 270 of 4,096 pieces other ids, and on small corpora other pieces. Handing them to the
     trainer up front, in this order, makes training repeatable; :func:`_drop_added` then turns them back into
     ordinary pieces.
     """
