@@ -790,6 +790,25 @@ def test_output_folder_checks(tmp_path):
     release_output_dir(run)
 
 
+def test_a_run_killed_mid_write_can_be_resumed(tmp_path):
+    # seen in CI: SIGKILL while metrics.json was being written left .metrics.json.<random>.part, and --resume refused
+    from helpers.core.outputs import OutputFolderError, prepare_output_dir, release_output_dir
+
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / ".metrics.json.maibu07v.part").write_text('{"half": ')
+    (run / ".model.x1y2.part").mkdir()
+    (run / ".model.x1y2.part" / "config.json").write_text("{}")
+    clear_error(lambda: prepare_output_dir(run), OutputFolderError, "--resume")  # still a run: resume or elsewhere
+    assert prepare_output_dir(run, resume=True) == run
+    assert sorted(p.name for p in run.iterdir()) == [".lock", "checkpoints"]  # the half-written files are gone
+    release_output_dir(run)
+    # a .part file of a name the scripts never write is someone else's: refused and kept
+    (run / ".thesis.tex.abc.part").write_text("mine")
+    clear_error(lambda: prepare_output_dir(run, resume=True), OutputFolderError, "not a training run")
+    assert (run / ".thesis.tex.abc.part").read_text() == "mine"
+
+
 def test_atomic_folder_never_deletes_a_users_folder(tmp_path):
     from helpers.core.download import FolderInUseError
 

@@ -9,7 +9,8 @@ built, so a bad ``--output`` costs one line, not a training run:
 - a folder holding a run (checkpoints, a model or metrics) → refused unless ``--resume`` continues it (the
   checkpoint's settings are then compared with the current ones by the loop);
 - a lock file, ``.lock`` (pid and host of the writer), against two runs writing into one folder; a lock left by a
-  process that no longer exists on this machine (a killed run) is taken over.
+  process that no longer exists on this machine (a killed run) is taken over, and so are the half-written files
+  (``.metrics.json.<random>.part``) that a run killed in the middle of a write leaves: removed once the lock is held.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import atexit
 import json
 import os
+import shutil
 import socket
 import time
 from pathlib import Path
@@ -27,6 +29,15 @@ LOCK_NAME = ".lock"
 # what the training scripts write into --output (anything else belongs to someone else)
 RUN_ENTRIES = {"checkpoints", "model", "metrics.json", "train.log", "run_config.json", LOCK_NAME}
 RESULT_ENTRIES = {"checkpoints", "model", "metrics.json"}
+
+
+def staging_leftover(name: str) -> bool:
+    """Whether ``name`` is a half-written file or folder of a run entry (``.metrics.json.<random>.part``,
+    ``.model.<random>.part``): the atomic writers stage there, and a killed run can leave one behind."""
+    if not (name.startswith(".") and name.endswith(".part")):
+        return False
+    target = name[1 : -len(".part")].rsplit(".", 1)[0]
+    return target in RUN_ENTRIES
 
 
 class OutputFolderError(CourseInputError):
@@ -105,7 +116,9 @@ def prepare_output_dir(path: str | Path, resume: bool = False, flag: str = "--ou
             raise OutputFolderError(
                 f"cannot read {flag} {folder} ({exc.strerror or exc}); choose another folder"
             ) from None
-        foreign = [e for e in entries if e not in RUN_ENTRIES and not e.startswith(".model.")]
+        foreign = [
+            e for e in entries if e not in RUN_ENTRIES and not e.startswith(".model.") and not staging_leftover(e)
+        ]
         if foreign:
             raise OutputFolderError(
                 f"{flag} {folder} already holds files that are not a training run of this course "
@@ -136,6 +149,13 @@ def prepare_output_dir(path: str | Path, resume: bool = False, flag: str = "--ou
                 f"cannot create {flag} {folder} ({exc.strerror or exc}); choose a folder under a writable parent"
             ) from None
     _take_lock(folder)
+    for name in os.listdir(folder):  # a killed run's half-written files: no run writes here now (we hold the lock)
+        if staging_leftover(name):
+            leftover = folder / name
+            if leftover.is_dir() and not leftover.is_symlink():
+                shutil.rmtree(leftover, ignore_errors=True)
+            else:
+                leftover.unlink(missing_ok=True)
     return folder
 
 
