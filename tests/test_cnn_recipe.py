@@ -141,6 +141,10 @@ def test_train_audio_uses_only_the_public_recipe():
 
 
 LESSON_CODE = {  # notebook -> (the helper its @save cells mirror, the definitions it must teach that way)
+    "03_korean_nsmc_morphology": (
+        {"helpers/core/bootstrap.py"},
+        {"bootstrap_draws", "resampled_accuracy", "percentile_interval", "paired_difference"},
+    ),
     "06_korean_roberta_kfold": ({"helpers/text/korean_emotion.py"}, {"pretrain_mlm", "finetune"}),
     "09_wav2vec2_speech_emotion": (
         {"helpers/audio/wav2vec.py", "helpers/audio/whisper_features.py"},
@@ -165,3 +169,38 @@ def test_the_notebook_teaches_the_code_it_runs(stem):
     for source in _code_cells(notebook):
         used = set(re.findall(r"\b(?:fu|wf|w2v|ke)\.(\w+)", source))
         assert not used & lesson, f"{stem} calls the helper's {sorted(used & lesson)} instead of its own cells"
+
+
+SOLUTIONS = ROOT / "solutions"
+
+
+def test_no_notebook_or_solution_defines_a_second_copy_of_saved_code():
+    """A definition saved from one notebook (``# @save``) is imported everywhere else, never written again."""
+    books = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")) + sorted(SOLUTIONS.glob("*.ipynb"))
+    saved_names = {}
+    for notebook in books:
+        for _, source in saved_cells(notebook):
+            for name in definitions(_parse_cell(source)):
+                saved_names[name] = notebook.stem
+    assert {"paired_difference", "train_speech_cnn", "finetune"} <= set(saved_names)
+    for notebook in books:
+        saved_sources = {source for _, source in saved_cells(notebook)}
+        for source in _code_cells(notebook):
+            if source in saved_sources:
+                continue
+            copies = {name for name in definitions(_parse_cell(source)) if name in saved_names}
+            assert not copies, f"{notebook.name} defines {sorted(copies)} again; they are saved from {saved_names}"
+
+
+def test_the_paired_bootstrap_is_written_once():
+    """Notebooks 05 and 07 (and the solutions) resample through helpers.core.bootstrap, not inline copies."""
+    inline = re.compile(r"integers\(0, len\(|percentile\([^)]*2\.5")
+    books = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")) + sorted(SOLUTIONS.glob("*.ipynb"))
+    for notebook in books:
+        saved_sources = {source for _, source in saved_cells(notebook)}
+        for source in _code_cells(notebook):
+            found = None if source in saved_sources else inline.search(source)
+            assert not found, f"{notebook.name} draws a bootstrap inline: {found[0]}"
+    for stem in ("05_bert_emotion_en", "07_macaron_conv_attention"):
+        text = "".join(_code_cells(NOTEBOOKS / f"{stem}.ipynb"))
+        assert "from helpers.core.bootstrap import" in text and "paired_difference(" in text
