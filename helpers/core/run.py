@@ -87,13 +87,19 @@ def _peak_total_rss(stop: threading.Event, peak: list[float]) -> None:
 PEAKS_FILE = REPO_ROOT / "benchmarks" / "results" / "course_quick.json"
 
 
-def expected_peaks_mb(profile: str, peaks_file: Path = PEAKS_FILE) -> dict[str, float]:
-    """``{notebook: peak MB}`` for ``--memory-mb``: the benchmark's measurements in quick; nothing known in full."""
+#: Head-room on each measured peak: the same notebook peaked up to 5 % higher on another run of the same commit
+#: (notebook 03: 3,450 MB in a fresh clone on a busy host against 3,312 and 3,378 MB measured by the benchmark)
+PEAK_MARGIN = 0.10
+
+
+def expected_peaks_mb(profile: str, peaks_file: Path = PEAKS_FILE, margin: float = PEAK_MARGIN) -> dict[str, float]:
+    """``{notebook: MB}`` for ``--memory-mb``: the benchmark's measured peaks in quick, plus ``margin`` (a share of
+    each) for run-to-run spread; nothing known in full."""
     if profile != "quick" or not peaks_file.is_file():
         return {}
     try:
         report = json.loads(peaks_file.read_text(encoding="utf-8"))
-        return {str(nb["notebook"]): float(nb["peak_rss_mb"]) for nb in report["notebooks"]}
+        return {str(nb["notebook"]): float(nb["peak_rss_mb"]) * (1 + margin) for nb in report["notebooks"]}
     except (ValueError, KeyError, TypeError):
         return {}
 
