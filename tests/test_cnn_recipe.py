@@ -174,9 +174,13 @@ def test_the_notebook_teaches_the_code_it_runs(stem):
 SOLUTIONS = ROOT / "solutions"
 
 
+def _lessons_and_solutions() -> list[Path]:
+    return sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")) + sorted(SOLUTIONS.glob("*.ipynb"))
+
+
 def test_no_notebook_or_solution_defines_a_second_copy_of_saved_code():
     """A definition saved from one notebook (``# @save``) is imported everywhere else, never written again."""
-    books = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")) + sorted(SOLUTIONS.glob("*.ipynb"))
+    books = _lessons_and_solutions()
     saved_names = {}
     for notebook in books:
         for _, source in saved_cells(notebook):
@@ -195,7 +199,7 @@ def test_no_notebook_or_solution_defines_a_second_copy_of_saved_code():
 def test_the_paired_bootstrap_is_written_once():
     """Notebooks 05 and 07 (and the solutions) resample through helpers.core.bootstrap, not inline copies."""
     inline = re.compile(r"integers\(0, len\(|percentile\([^)]*2\.5")
-    books = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")) + sorted(SOLUTIONS.glob("*.ipynb"))
+    books = _lessons_and_solutions()
     for notebook in books:
         saved_sources = {source for _, source in saved_cells(notebook)}
         for source in _code_cells(notebook):

@@ -32,12 +32,13 @@ from pathlib import Path
 import pandas as pd
 import torch
 from tqdm.auto import tqdm
-from transformers import get_linear_schedule_with_warmup
+from transformers import AutoTokenizer, get_linear_schedule_with_warmup
 
 import helpers
 from helpers.core.data import EMOTION_EN_LABELS, load_emotion_en
 from helpers.core.env import REPO_ROOT, package_versions
 from helpers.core.metrics import classification_metrics
+from helpers.core.model_folder import load_pretrained
 from helpers.core.training import predict_logits
 from helpers.text.hf_finetune import TokenizedTexts, load_classifier, make_dataloader
 
@@ -139,17 +140,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.limit:
         splits = {name: frame.iloc[: args.limit] for name, frame in splits.items()}
     labels = list(EMOTION_EN_LABELS)
+    tokenizer = load_pretrained(
+        AutoTokenizer, args.model, local_files_only=True
+    )  # the same for every run: tokenise the splits once
+    train = TokenizedTexts(splits["train"]["text"], splits["train"]["label"], tokenizer, MAX_LENGTH)
+    val = TokenizedTexts(splits["validation"]["text"], splits["validation"]["label"], tokenizer, MAX_LENGTH)
+    val_loader = make_dataloader(val, tokenizer, 64)
     runs, start_all = [], time.perf_counter()
     plan = [] if args.candidates_only else [(*setting, 42) for setting in COMPARISONS]
     plan += [(*setting, seed) for seed in args.seeds for setting in CANDIDATES]
+    report = _write(args.out, device, amp_dtype, splits, args.limit, runs, start_all)
     for batch_size, lr, epochs, by_length, seed in plan:
         helpers.seed_everything(seed)
-        loaded = load_classifier(args.model, num_labels=len(labels), label_names=labels)
-        model, tokenizer = loaded.model.float(), loaded.tokenizer
-        train = TokenizedTexts(splits["train"]["text"], splits["train"]["label"], tokenizer, MAX_LENGTH)
-        val = TokenizedTexts(splits["validation"]["text"], splits["validation"]["label"], tokenizer, MAX_LENGTH)
+        model = load_classifier(args.model, num_labels=len(labels), label_names=labels).model.float()
         train_loader = make_dataloader(train, tokenizer, batch_size, shuffle=True, seed=seed, group_by_length=by_length)
-        val_loader = make_dataloader(val, tokenizer, 64)
         start = time.perf_counter()
         history = namespace["train_by_hand"](
             model,
@@ -157,10 +161,10 @@ def main(argv: list[str] | None = None) -> int:
             val_loader,
             epochs,
             lr,
-            0.01,
-            1.0,
-            0,
-            1,
+            weight_decay=0.01,
+            clip=1.0,
+            warmup_steps=0,
+            patience=1,
             desc=f"b{batch_size} lr{lr:g} e{epochs} seed{seed}",
         )
         best = history.loc[history.attrs["best_epoch"]]
@@ -182,10 +186,8 @@ def main(argv: list[str] | None = None) -> int:
             }
         )
         print(json.dumps(runs[-1]), flush=True)
-        _write(
-            args.out, device, amp_dtype, splits, args.limit, runs, start_all
-        )  # after each run: a cut run keeps its rows
-    report = _write(args.out, device, amp_dtype, splits, args.limit, runs, start_all)
+        # written after every run, so a call cut at its time limit keeps the runs it finished
+        report = _write(args.out, device, amp_dtype, splits, args.limit, runs, start_all)
     print("chosen:", report["chosen"], f"in {report['minutes']} min")
     return 0
 
