@@ -45,10 +45,11 @@ unit: setup
 # a notebook's cells in order in one kernel, tests/xdist_order.py hands out the long notebooks first); each
 # worker's torch uses one thread, so two workers fill two cores.
 # Every notebook peaks under 3.5 GB, so memory is not the limit; TEST_JOBS=1 runs everything in one process.
+# --durations=20: the slowest items close the log, so a slower lane shows where its time went.
 TEST_JOBS ?= 2
 test: setup
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-current-env \
-		-p no:cacheprovider -n $(TEST_JOBS) --dist loadscope
+		-p no:cacheprovider -n $(TEST_JOBS) --dist loadscope --durations=20
 
 full: setup
 	$(BIN)/python -m helpers.core.run --profile full --publish

@@ -36,6 +36,9 @@ def colab(tmp_path, monkeypatch):
     content = tmp_path / "content"
     content.mkdir()
     ref = _git("rev-parse", "--abbrev-ref", "HEAD", cwd=origin)
+    if ref == "HEAD":  # a detached checkout, as many CI systems make: `git clone --branch` needs a name to clone
+        ref = "course-under-test"
+        _git("checkout", "-q", "-b", ref, cwd=origin)
     monkeypatch.setenv("PYTHONPATH", str(tmp_path / "stub"))
     monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
     monkeypatch.setenv("COURSE_REPO_URL", origin.as_uri())
