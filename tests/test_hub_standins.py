@@ -166,7 +166,6 @@ def test_06_klue_roberta_hub_branch(hub):
     script = f"""
 import torch
 from helpers.core import data
-from helpers.core.data import CACHE_ENV
 from helpers.text import korean_emotion as ke
 from helpers.text.hf_finetune import load_saved_classifier, save_classifier
 labels = list(data.KO_EMOTION_LABELS)
