@@ -239,3 +239,28 @@ def test_bad_config_values_give_clear_errors(overrides, message):
 def test_classifier_needs_a_config_object():
     with pytest.raises(MacaronConfigError, match="MacaronConfig"):
         MacaronClassifier(TINY)
+
+
+class _RunsCode:
+    """Unpickling this creates ``marker``: what a hostile ``model.pt`` would do with ``os.system``."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (type(self.marker).touch, (self.marker,))
+
+
+def test_weights_are_read_as_tensors_only_with_a_one_line_error(tmp_path):
+    folder = save_macaron(_tiny(), tmp_path / "m")
+    good = (folder / "model.pt").read_bytes()
+    marker = tmp_path / "code-ran"
+    torch.save({"weight": torch.zeros(1), "payload": _RunsCode(marker)}, folder / "model.pt")
+    with pytest.raises(ValueError, match="cannot be read as plain weights") as hostile:
+        load_macaron(folder)
+    assert not marker.exists() and len(str(hostile.value).splitlines()) == 1
+    (folder / "model.pt").write_bytes(good[: len(good) // 2])  # a save cut short
+    with pytest.raises(ValueError, match="damaged or not a course checkpoint"):
+        load_macaron(folder)
+    (folder / "model.pt").write_bytes(good)
+    assert isinstance(load_macaron(folder)[0], MacaronClassifier)

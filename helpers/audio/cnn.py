@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import io
 import json
-import pickle
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from torch.utils.data import Dataset
 from helpers.audio import features as audio
 from helpers.audio.features import fixed_frames, normalize_utterance, spec_augment
 from helpers.core.download import atomic_write_bytes
-from helpers.core.model_folder import read_model_config
+from helpers.core.model_folder import read_model_config, read_weights
 from helpers.core.model_kinds import Scorer, ScorerError, register_model_kind
 from helpers.core.parameters import count_parameters  # noqa: F401 (re-exported: notebook 08 imports it from here)
 
@@ -163,22 +162,15 @@ def save_speech_cnn(model: SpeechCNN, folder: str | Path, extra: dict | None = N
 def load_speech_cnn(folder: str | Path, map_location: str | torch.device = "cpu") -> tuple[SpeechCNN, dict]:
     """Rebuild a :class:`SpeechCNN` saved by :func:`save_speech_cnn`; returns ``(model in eval mode, config)``.
 
-    The weights are read with ``torch.load(weights_only=True)``: a ``model.pt`` holding anything but tensors
-    (which could run code when unpickled) is refused with a ``ValueError``.
+    The weights are read by :func:`helpers.core.model_folder.read_weights` (``torch.load(weights_only=True)``): a
+    ``model.pt`` holding anything but tensors (which could run code when unpickled) is refused with a ``ValueError``.
     """
     folder = Path(folder)
     config = read_model_config(folder, TASK, what="folder written by save_speech_cnn")
     if not (folder / "model.pt").is_file():
         raise FileNotFoundError(f"{folder} lacks model.pt; the save is incomplete")
     model = SpeechCNN(**config["model"])
-    try:
-        state = torch.load(folder / "model.pt", map_location=map_location, weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as exc:
-        raise ValueError(
-            f"{folder / 'model.pt'} cannot be read as plain weights ({type(exc).__name__}: "
-            f"{str(exc).splitlines()[0] if str(exc) else ''}); it is damaged or not a course checkpoint"
-        ) from None
-    model.load_state_dict(state)
+    model.load_state_dict(read_weights(folder / "model.pt", map_location))
     return model.eval(), config
 
 

@@ -9,6 +9,7 @@ one-line error instead of a traceback from deep inside torch.
 from __future__ import annotations
 
 import json
+import pickle
 from pathlib import Path
 
 from helpers.core.inputs import MAX_CLASSES, CourseInputError, check_number
@@ -188,6 +189,24 @@ def refuse_remote_code(folder: str | Path) -> None:
                         f"{path} declares {key!r} (its own Python code); the course never runs code from a model "
                         f"folder: use a folder saved without custom code, or remove {key!r} if you wrote it yourself"
                     )
+
+
+def read_weights(path: str | Path, map_location="cpu") -> dict:
+    """The ``state_dict`` in a course ``model.pt``, read with ``torch.load(weights_only=True)``: tensors only.
+
+    A file holding anything else (a pickle that would run code when loaded), a truncated file or one that is not a
+    checkpoint at all gives a one-line ``ValueError``; nothing in it is executed.
+    """
+    import torch  # on first use: `import helpers` and the data-only entry points start without torch
+
+    path = Path(path)
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as exc:
+        raise ValueError(
+            f"{path} cannot be read as plain weights ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else ''}); it is damaged or not a course checkpoint"
+        ) from None
 
 
 def load_pretrained(cls, source: str | Path, **kwargs):

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import io
 import json
-import pickle
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from helpers.core.download import atomic_write_bytes
-from helpers.core.model_folder import read_model_config
+from helpers.core.model_folder import read_model_config, read_weights
 from helpers.core.model_kinds import Scorer, register_model_kind
 from helpers.text.pipeline import TOKENIZERS, Vocab, encode_texts, get_tokenizer, pad_batch
 
@@ -295,14 +294,7 @@ def load_text_classifier(folder: str | Path, device: str | torch.device = "cpu")
         )
     vocab = Vocab.load(folder / "vocab.json")
     model = LSTMClassifier(**config["model"])
-    try:  # weights_only: a model.pt holding anything but tensors (which could run code) is refused
-        state = torch.load(folder / "model.pt", map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as exc:
-        raise ValueError(
-            f"{folder / 'model.pt'} cannot be read as plain weights ({type(exc).__name__}: "
-            f"{str(exc).splitlines()[0] if str(exc) else ''}); it is damaged or not a course checkpoint"
-        ) from None
-    model.load_state_dict(state)
+    model.load_state_dict(read_weights(folder / "model.pt"))  # tensors only: a pickle that would run code is refused
     model.eval()
     return TextClassifier(
         model.to(device),

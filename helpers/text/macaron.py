@@ -27,7 +27,7 @@ from torch.nn import functional as F
 
 from helpers.core.download import atomic_folder
 from helpers.core.env import REPO_ROOT
-from helpers.core.model_folder import confined_path, load_pretrained, read_model_config
+from helpers.core.model_folder import confined_path, load_pretrained, read_model_config, read_weights
 from helpers.core.model_kinds import Scorer, ScorerError, register_model_kind
 from helpers.core.parameters import count_parameters  # re-exported (mac.count_parameters)
 from helpers.text.pipeline import pad_batch
@@ -363,7 +363,7 @@ def load_macaron(folder: str | Path, device: str | torch.device = "cpu") -> tupl
             f"{folder} was saved in format {payload['format_version']}; this code reads up to {FORMAT_VERSION}"
         )
     model = MacaronClassifier(MacaronConfig.from_dict(payload.get("model")))
-    model.load_state_dict(torch.load(folder / "model.pt", map_location="cpu", weights_only=True))
+    model.load_state_dict(read_weights(folder / "model.pt"))  # tensors only: a pickle that would run code is refused
     return model.to(device).eval(), payload.get("extra", {})
 
 
