@@ -1,6 +1,7 @@
 """The headless runner on tiny notebooks written by the test."""
 
 import json
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -234,6 +235,75 @@ def test_ctrl_c_during_a_run_stops_the_running_kernels_and_starts_no_more(tmp_pa
             return True
 
     assert all(gone(int(p.read_text())) for p in pids.iterdir()), "a kernel outlived Ctrl-C"
+
+
+def _flaky_kernel(tmp_path, monkeypatch, fails: int, how: str = "hang") -> Path:
+    """A kernelspec ``flaky`` whose first ``fails`` starts never answer (``how="hang"``, as a kernel caught in the
+    race of parallel start-ups does) or die at once (``"die"``); later ones start ipykernel. Every start is counted in
+    the returned file."""
+    import sys
+
+    starts = tmp_path / "starts"
+    launcher = tmp_path / "launch.py"
+    launcher.write_text(
+        "import pathlib, runpy, sys, time\n"
+        f"starts = pathlib.Path({str(starts)!r})\n"
+        "n = len(starts.read_text()) if starts.exists() else 0\n"
+        "starts.write_text('x' * (n + 1))\n"
+        f"if n < {fails}:\n"
+        f"    {'time.sleep(600)' if how == 'hang' else 'sys.exit(1)'}\n"
+        "sys.argv = ['ipykernel_launcher', *sys.argv[1:]]\n"
+        "runpy.run_module('ipykernel_launcher', run_name='__main__')\n"
+    )
+    spec = tmp_path / "jupyter" / "kernels" / "flaky"
+    spec.mkdir(parents=True)
+    argv = [sys.executable, str(launcher), "-f", "{connection_file}"]
+    (spec / "kernel.json").write_text(json.dumps({"argv": argv, "display_name": "flaky", "language": "python"}))
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
+    return starts
+
+
+def _flaky_notebook(path: Path, body: str) -> Path:
+    _notebook(path, body)
+    nb = nbformat.read(path, as_version=4)
+    nb.metadata["kernelspec"] = {"name": "flaky", "display_name": "flaky", "language": "python"}
+    nbformat.write(nb, path)
+    return path
+
+
+def test_a_kernel_that_died_starting_is_started_once_more(tmp_path, monkeypatch, capsys):
+    """The kernel of the first try dies before it answers: nothing ran, so the runner starts it again and the notebook
+    runs. (A kernel that never answers takes the same path: the next test.)"""
+    starts = _flaky_kernel(tmp_path, monkeypatch, fails=1, how="die")
+    book = _flaky_notebook(tmp_path / "01_a.ipynb", "print('the cell ran')")
+    result = run.run_notebook(book, tmp_path / "out", "quick")
+    assert result.status == "ok", result.error
+    assert len(starts.read_text()) == 2
+    assert "starting it once more" in capsys.readouterr().out
+    log = (tmp_path / "out" / "01_a.log").read_text()
+    assert "Kernel died before replying to kernel_info" in log and "second try" in log  # both tries in the log
+    executed = nbformat.read(tmp_path / "out" / "01_a.ipynb", as_version=4)
+    assert "the cell ran" in executed.cells[-1].outputs[0]["text"]
+
+
+def test_a_kernel_that_never_answers_fails_after_two_tries(tmp_path, monkeypatch):
+    """Both tries hang until papermill's start timeout: the notebook fails, naming its log, after one more try."""
+    starts = _flaky_kernel(tmp_path, monkeypatch, fails=5, how="hang")
+    book = _flaky_notebook(tmp_path / "01_a.ipynb", "print('the cell ran')")
+    result = run.run_notebook(book, tmp_path / "out", "quick", start_timeout_s=2)
+    assert result.status == "failed" and "01_a.log" in result.error
+    assert len(starts.read_text()) == 2  # one more try, not a loop
+    log = (tmp_path / "out" / "01_a.log").read_text()
+    assert log.count(run.KERNEL_NOT_STARTED) == 2 and "Kernel didn't respond in 2 seconds" in log
+
+
+def test_a_notebook_that_fails_in_a_cell_is_not_run_again(tmp_path, monkeypatch):
+    """A retry is only for a kernel that ran nothing: a failing cell is the notebook's own fault and runs once."""
+    starts = _flaky_kernel(tmp_path, monkeypatch, fails=0)
+    book = _flaky_notebook(tmp_path / "01_a.ipynb", "raise ValueError('a real failure')")
+    result = run.run_notebook(book, tmp_path / "out", "quick", start_timeout_s=30)
+    assert result.status == "failed" and "a real failure" in result.error
+    assert len(starts.read_text()) == 1
 
 
 def _fake_runs(monkeypatch, seconds=0.4):

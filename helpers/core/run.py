@@ -27,6 +27,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import IO
 
 import nbformat
 import psutil
@@ -153,8 +154,54 @@ def first_error(executed: Path) -> str:
     return ""
 
 
-def run_notebook(path: Path, out_dir: Path, profile: str, timeout_s: int | None = None) -> NotebookRun:
-    """Execute one notebook with papermill in a child process and measure wall time and peak memory."""
+KERNEL_START_TIMEOUT_S = 60  # papermill's own default
+KERNEL_NOT_STARTED = "Error occurred while starting new kernel client"  # nbclient's log line when no kernel answered
+
+
+def kernel_never_started(executed: Path, log: Path) -> bool:
+    """True when papermill failed before its kernel ran any cell: the kernel did not answer in time, or died starting.
+
+    Kernels started side by side sometimes never answer (a known race of parallel start-ups: papermill issues 239
+    and 776); nothing of the notebook ran, so starting it again is safe."""
+    if KERNEL_NOT_STARTED not in log.read_text(encoding="utf-8", errors="replace"):
+        return False
+    try:
+        nb = nbformat.read(executed, as_version=4)
+    except Exception:  # no executed copy, or a half-written one: nothing can have run
+        return True
+    return all(cell.get("execution_count") is None for cell in nb.cells if cell.cell_type == "code")
+
+
+def _papermill(cmd: list[str], env: dict[str, str], log_file: IO[str], peak: list[float]) -> int:
+    """One papermill process, its peak memory sampled into ``peak``; stopped with its kernel when interrupted."""
+    stop = threading.Event()
+    process = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, env=env, cwd=REPO_ROOT)
+    with _LIVE_LOCK:
+        _LIVE.add(process)
+    watcher = threading.Thread(target=_peak_rss, args=(process, stop, peak), daemon=True)
+    watcher.start()
+    try:
+        return process.wait()
+    except BaseException:  # Ctrl-C or the runner terminated (see main): take papermill's kernel down too
+        stop_process_tree(process)
+        raise
+    finally:
+        with _LIVE_LOCK:
+            _LIVE.discard(process)
+        stop.set()
+        watcher.join()
+
+
+def run_notebook(
+    path: Path,
+    out_dir: Path,
+    profile: str,
+    timeout_s: int | None = None,
+    start_timeout_s: int = KERNEL_START_TIMEOUT_S,
+) -> NotebookRun:
+    """Execute one notebook with papermill in a child process and measure wall time and peak memory.
+
+    A kernel that never starts (see :func:`kernel_never_started`) is started once more; the log keeps both tries."""
     out_dir.mkdir(parents=True, exist_ok=True)
     executed = out_dir / path.name
     log = out_dir / f"{path.stem}.log"
@@ -178,27 +225,20 @@ def run_notebook(path: Path, out_dir: Path, profile: str, timeout_s: int | None 
         str(path.parent),
         "--log-output",
         "--no-progress-bar",
+        "--start-timeout",
+        str(start_timeout_s),
     ]
     if timeout_s:
         cmd += ["--execution-timeout", str(timeout_s)]
     start = time.perf_counter()
-    stop, peak = threading.Event(), [0.0]
+    peak = [0.0]
     with open(log, "w", encoding="utf-8") as log_file:
-        process = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, env=env, cwd=REPO_ROOT)
-        with _LIVE_LOCK:
-            _LIVE.add(process)
-        watcher = threading.Thread(target=_peak_rss, args=(process, stop, peak), daemon=True)
-        watcher.start()
-        try:
-            code = process.wait()
-        except BaseException:  # Ctrl-C or the runner terminated (see main): take papermill's kernel down too
-            stop_process_tree(process)
-            raise
-        finally:
-            with _LIVE_LOCK:
-                _LIVE.discard(process)
-            stop.set()
-            watcher.join()
+        code = _papermill(cmd, env, log_file, peak)
+        if code > 0 and kernel_never_started(executed, log):  # < 0: stopped by a signal (Ctrl-C), not retried
+            print(f"  {path.stem}: its kernel did not start (see {log.name}); starting it once more", flush=True)
+            log_file.write("\n--- the kernel did not start; second try ---\n")
+            log_file.flush()
+            code = _papermill(cmd, env, log_file, peak)
     wall = time.perf_counter() - start
     error = first_error(executed) if code else ""
     if code and not error:
