@@ -9,6 +9,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from helpers.core import run
 from helpers.core.env import REPO_ROOT
 
 SOLUTIONS_DIR = REPO_ROOT / "solutions"
@@ -55,20 +56,13 @@ def test_solution_is_linked_and_covers_every_exercise(path):
 @pytest.mark.notebooks
 @pytest.mark.parametrize("path", SOLUTIONS, ids=[p.stem for p in SOLUTIONS])
 def test_solution_runs_quick(path, tmp_path, request):
-    papermill = pytest.importorskip("papermill")
+    pytest.importorskip("papermill")
     if path.name[:2] in NEEDS_DATA:
         request.getfixturevalue("mirror")  # skips, saying why, where no data mirror is set
-    out = tmp_path / path.name
-    papermill.execute_notebook(
-        str(path),
-        str(out),
-        parameters={"profile": "quick"},
-        cwd=str(SOLUTIONS_DIR),
-        kernel_name="python3",
-        progress_bar=False,
-        execution_timeout=900,
-    )
-    executed = nbformat.read(out, as_version=4)
+    # the course's runner: papermill in a child process, from the notebook's folder, a kernel that never started
+    # tried once more
+    result = run.run_notebook(path, tmp_path, "quick", timeout_s=900)
+    executed = nbformat.read(tmp_path / path.name, as_version=4)
     errors = [
         o
         for c in executed.cells
@@ -77,6 +71,7 @@ def test_solution_runs_quick(path, tmp_path, request):
         if o.get("output_type") == "error"
     ]
     assert not errors, f"{path.name}: {errors[0].get('ename')}: {errors[0].get('evalue')}"
+    assert result.status == "ok", f"{path.name}: {result.error}"
     ran = "\n".join(
         o.get("text", "")
         for c in executed.cells
