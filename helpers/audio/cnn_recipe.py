@@ -15,7 +15,7 @@
 **One copy.** ``speaker_splits``, ``speech_dataset``, the model/optimizer/schedule builders, ``train_speech_cnn`` and
 ``predict_speech`` are the code that
 notebook 08 teaches: its cells marked ``# @save helpers/audio/cnn_recipe.py`` define them, and
-``tests/test_cnn_recipe.py`` checks that the definitions here are the same (compared as syntax trees, so only
+``tests/test_saved_cells.py`` checks that the definitions here are the same (compared as syntax trees, so only
 comments may differ). Change both together. Pass ``seed + fold`` as ``seed`` to :func:`train_speech_cnn` to
 reproduce 08's runs fold by fold.
 """
@@ -157,7 +157,7 @@ def load_speech_features(
 
 # --------------------------------------------------------------------------- notebook 08's code (@save cells)
 # Everything from here to embed_speech is also in notebook 08, where a student reads and changes it;
-# tests/test_cnn_recipe.py fails when the two copies differ.
+# tests/test_saved_cells.py fails when the two copies differ.
 
 
 def speaker_splits(

@@ -1,5 +1,5 @@
 """The paired bootstrap that compares two models on one test split (notebook 03 teaches it: its cell marked
-``# @save helpers/core/bootstrap.py`` is the source, ``tests/test_cnn_recipe.py`` keeps this file equal to it).
+``# @save helpers/core/bootstrap.py`` is the source, ``tests/test_saved_cells.py`` keeps this file equal to it).
 
 Draw the test items with replacement, score every model on the *same* draw, repeat: the spread of a model's
 accuracy over the draws is its uncertainty, and the spread of the difference between two models, paired draw by
