@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from hostile import RunsCode  # tests/ is on sys.path under pytest
 from text_fixtures import write_text_data  # noqa: E402  (tests/ is on sys.path under pytest)
 from torch import nn
 
@@ -126,20 +127,10 @@ def test_a_damaged_checkpoint_gives_a_clear_error_and_the_previous_one_survives(
     assert previous["epoch"] == 1 and torch.equal(previous["model"]["weight"], model.weight.detach())
 
 
-class _RunsCode:
-    """Unpickling this object creates a file: what a malicious checkpoint would do."""
-
-    def __init__(self, marker):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return (Path.touch, (Path(self.marker),))
-
-
 @pytest.mark.parametrize("writer", ["torch.save", "pickle"])
 def test_loading_refuses_a_file_that_would_run_code(tmp_path, writer):
     marker = tmp_path / "code-ran"
-    payload = {"format": ck.FORMAT, "format_version": 1, "epoch": 1, "model": {}, "config": {}, "x": _RunsCode(marker)}
+    payload = {"format": ck.FORMAT, "format_version": 1, "epoch": 1, "model": {}, "config": {}, "x": RunsCode(marker)}
     path = tmp_path / "epoch-0001.pt"
     if writer == "torch.save":
         torch.save(payload, path)

@@ -5,6 +5,7 @@ import json
 
 import pytest
 import torch
+from hostile import save_hostile_weights  # tests/ is on sys.path under pytest
 
 from helpers.core.training import fit
 from helpers.text.macaron import (
@@ -241,21 +242,11 @@ def test_classifier_needs_a_config_object():
         MacaronClassifier(TINY)
 
 
-class _RunsCode:
-    """Unpickling this creates ``marker``: what a hostile ``model.pt`` would do with ``os.system``."""
-
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (type(self.marker).touch, (self.marker,))
-
-
 def test_weights_are_read_as_tensors_only_with_a_one_line_error(tmp_path):
     folder = save_macaron(_tiny(), tmp_path / "m")
     good = (folder / "model.pt").read_bytes()
     marker = tmp_path / "code-ran"
-    torch.save({"weight": torch.zeros(1), "payload": _RunsCode(marker)}, folder / "model.pt")
+    save_hostile_weights(folder / "model.pt", marker)
     with pytest.raises(ValueError, match="cannot be read as plain weights") as hostile:
         load_macaron(folder)
     assert not marker.exists() and len(str(hostile.value).splitlines()) == 1

@@ -24,6 +24,7 @@ import pandas as pd
 import pytest
 import soundfile as sf
 import torch
+from hostile import save_hostile_weights  # tests/ is on sys.path under pytest
 
 import helpers
 from helpers.audio.cnn import SpeechCNN, load_speech_cnn, save_speech_cnn
@@ -397,27 +398,13 @@ def test_a_failed_resave_keeps_the_old_folder(tmp_path):
 # --------------------------------------------------------------------------- checkpoints never run code
 
 
-class _Payload:
-    """Unpickling this object creates a file: what a hostile checkpoint would do with os.system."""
-
-    def __init__(self, marker: Path):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (Path.touch, (self.marker,))
-
-
-def _hostile_pickle(path: Path, marker: Path) -> None:
-    torch.save({"weight": torch.zeros(1), "payload": _Payload(marker)}, path)
-
-
 @pytest.mark.parametrize("kind", ["lstm", "speech-cnn"])
 def test_course_checkpoints_are_read_as_plain_weights(folders, tmp_path, kind):
     import shutil
 
     folder = shutil.copytree(folders[kind], tmp_path / kind)
     marker = tmp_path / "code-ran"
-    _hostile_pickle(folder / "model.pt", marker)
+    save_hostile_weights(folder / "model.pt", marker)
     loader = load_text_classifier if kind == "lstm" else load_speech_cnn
     clear_error(lambda: loader(folder), ValueError, "cannot be read as plain weights")
     clear_error(lambda: evaluate.load_model(folder), evaluate.EvaluationError, "cannot")
@@ -432,7 +419,7 @@ def test_transformers_folders_never_run_code(folders, tmp_path):
     marker = tmp_path / "code-ran"
     pickled = shutil.copytree(folders["transformer"], tmp_path / "pickled")
     (pickled / "model.safetensors").unlink()
-    _hostile_pickle(pickled / "pytorch_model.bin", marker)
+    save_hostile_weights(pickled / "pytorch_model.bin", marker)
     remote = shutil.copytree(folders["transformer"], tmp_path / "remote")
     config = json.loads((remote / "config.json").read_text())
     config.update(

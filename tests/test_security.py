@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hostile import RunsCode  # tests/ is on sys.path under pytest
 from test_evaluate import _tiny_wav2vec2
 
 from helpers.cli import evaluate
@@ -226,14 +227,6 @@ def test_paths_inside_a_config_stay_in_the_model_folder(tmp_path, tokenizer_dir,
         confined_path("link", [folder], "extra.tokenizer")
 
 
-class _Payload:
-    def __init__(self, marker: Path):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (Path.touch, (self.marker,))
-
-
 def test_pickle_payloads_under_every_cache_name_are_never_loaded(tmp_path, monkeypatch, tokenizer_dir):
     """The token cache of notebook 03, the clip-feature cache, model and checkpoint files: pickles never run."""
     import torch
@@ -245,7 +238,7 @@ def test_pickle_payloads_under_every_cache_name_are_never_loaded(tmp_path, monke
     monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setattr("helpers.core.data.cache_dir", lambda: tmp_path / "cache")
     marker = tmp_path / "code-ran"
-    hostile = pickle.dumps({"key": "x", "tokens": [], "seconds": 0, "payload": _Payload(marker)})
+    hostile = pickle.dumps({"key": "x", "tokens": [], "seconds": 0, "payload": RunsCode(marker)})
     texts = ["좋은 영화", "나쁜 영화"]
     json_cache = korean.corpus_cache_path(texts, "whitespace", "t")
     json_cache.parent.mkdir(parents=True)
@@ -257,16 +250,16 @@ def test_pickle_payloads_under_every_cache_name_are_never_loaded(tmp_path, monke
     ]
     clip_cache = tmp_path / "cache" / "features" / "c.npz"
     clip_cache.parent.mkdir(parents=True)
-    np.save(clip_cache.with_suffix(""), np.array([_Payload(marker)], dtype=object), allow_pickle=True)
+    np.save(clip_cache.with_suffix(""), np.array([RunsCode(marker)], dtype=object), allow_pickle=True)
     os.replace(clip_cache.with_suffix(".npy"), clip_cache)
     with pytest.raises(ValueError, match="allow_pickle=False"):  # numpy refuses the object array
         audio.read_clip_cache(clip_cache, "features")
     ckpt = tmp_path / "epoch-0001.pt"
-    torch.save({"epoch": 1, "payload": _Payload(marker)}, ckpt)
+    torch.save({"epoch": 1, "payload": RunsCode(marker)}, ckpt)
     with pytest.raises(CheckpointError):
         load_checkpoint(ckpt)
     macaron = _macaron(tmp_path / "mac", tokenizer_dir)
-    torch.save({"payload": _Payload(marker)}, macaron / "model.pt")
+    torch.save({"payload": RunsCode(marker)}, macaron / "model.pt")
     with pytest.raises(evaluate.EvaluationError):
         evaluate.load_model(macaron)
     assert not marker.exists()
